@@ -1,0 +1,95 @@
+//! The auth Lambda: AWS Transfer Family's custom identity provider. Wiring only: the logic is
+//! `ferry_core::auth`, shared with the local stack and the CLI.
+
+use std::sync::Arc;
+
+use ferry_core::auth::{Authenticator, Settings};
+use ferry_core::aws::dynamodb::DynamoUserStore;
+use ferry_core::aws::iam::IamPolicySource;
+use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::config::AuthConfig;
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
+use serde_json::Value;
+
+type Auth = Authenticator<DynamoUserStore, SecretsManagerSaltSource, IamPolicySource>;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .init();
+
+    let config = AuthConfig::from_env().map_err(|e| {
+        tracing::error!(error = %e, "configuration error");
+        e
+    })?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let auth: Arc<Auth> = Arc::new(Authenticator::new(
+        DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&aws), config.users_table),
+        SecretsManagerSaltSource::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            config.salt_secret_id,
+        ),
+        IamPolicySource::new(aws_sdk_iam::Client::new(&aws)),
+        Settings {
+            default_role_arn: config.default_role_arn,
+            salt_cache: config.salt_cache,
+            policy_cache: config.policy_cache,
+        },
+    ));
+
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
+        let auth = Arc::clone(&auth);
+        async move { Ok::<Value, lambda_runtime::Error>(auth.handle_event(&event.payload).await) }
+    });
+    Runtime::new(handler)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(UnreadableAsNull)
+        .run()
+        .await
+}
+
+/// Replaces a payload that is not JSON (bad UTF-8, truncated, binary) with `null` before the
+/// runtime deserialises it. Otherwise the runtime answers with a Lambda error of its own; with
+/// this the handler sees `null` and answers with a plain denial like any other bad request.
+#[derive(Debug, Clone, Copy)]
+struct UnreadableAsNull;
+
+impl<S> Layer<S> for UnreadableAsNull {
+    type Service = Sanitise<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Sanitise(inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Sanitise<S>(S);
+
+impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for Sanitise<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: LambdaInvocation) -> Self::Future {
+        // A full parse: skipping a value (IgnoredAny) would not check the UTF-8 inside strings.
+        if serde_json::from_slice::<Value>(&req.body).is_err() {
+            req.body = bytes::Bytes::from_static(b"null");
+        }
+        self.0.call(req)
+    }
+}

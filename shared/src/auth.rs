@@ -1,0 +1,418 @@
+//! The authenticator: one login in, one Transfer Family answer out. Every entry point (the
+//! Lambda, API Gateway, the local SFTP server, `ferry login`) runs this same code.
+//!
+//! Every password failure runs exactly one Argon2 verification (against a dummy hash when there
+//! is no real one), so an unknown user, a disabled one and a wrong password cost the same time
+//! and get the same `{}`; only the audit log says which it was.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::keyring::Keyring;
+use crate::password::{DUMMY_HASH, Password, Verifier, pepper};
+use crate::policy::{PolicyDocument, PolicyError};
+use crate::ports::{PolicySource, SaltSource, StoreError, UserStore};
+use crate::transfer::{AuthRequest, AuthResponse, Credential, Partial, read_event, render};
+use crate::user::{Home, Status, UserRecord};
+
+/// Why a login was refused. Logged, never shown to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The request itself was unreadable; the code says which part.
+    BadRequest(&'static str),
+    UnknownUser,
+    WrongPassword,
+    /// A password login for a user who has no password (keys only).
+    NoPasswordSet,
+    /// A key login for a user with no unexpired key.
+    NoKeys,
+    Disabled,
+    Invalid,
+    Expired,
+    IpNotAllowed,
+    ServerNotAllowed,
+    ProtocolNotAllowed,
+    /// The stored record cannot be used (bad attribute, bad hash).
+    InvalidRecord,
+    /// The user's hash was made with a salt the keyring no longer holds.
+    SaltVersionMissing,
+    StoreUnavailable,
+    KeyringUnavailable,
+    PolicyUnavailable,
+    PolicyTooLarge,
+    PolicyInvalid,
+    /// The hashing thread failed (it should not).
+    Internal,
+}
+
+impl DenyReason {
+    /// A stable code for the audit line and for dashboards.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadRequest(code) => code,
+            Self::UnknownUser => "unknown_user",
+            Self::WrongPassword => "wrong_password",
+            Self::NoPasswordSet => "no_password_set",
+            Self::NoKeys => "no_keys",
+            Self::Disabled => "disabled",
+            Self::Invalid => "invalid",
+            Self::Expired => "expired",
+            Self::IpNotAllowed => "ip_not_allowed",
+            Self::ServerNotAllowed => "server_not_allowed",
+            Self::ProtocolNotAllowed => "protocol_not_allowed",
+            Self::InvalidRecord => "invalid_record",
+            Self::SaltVersionMissing => "salt_version_missing",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::KeyringUnavailable => "keyring_unavailable",
+            Self::PolicyUnavailable => "policy_unavailable",
+            Self::PolicyTooLarge => "policy_too_large",
+            Self::PolicyInvalid => "policy_invalid",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// The outcome of a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow(AuthResponse),
+    Deny(DenyReason),
+}
+
+/// Settings that are not adapters.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub default_role_arn: String,
+    pub salt_cache: Duration,
+    pub policy_cache: Duration,
+}
+
+type Cached<T> = (Instant, Arc<T>);
+
+/// Authenticates logins against a user store, a salt keyring and a policy source.
+#[derive(Debug)]
+pub struct Authenticator<U, S, P> {
+    users: U,
+    salts: S,
+    policies: P,
+    settings: Settings,
+    verifier: Arc<Verifier>,
+    keyring: Mutex<Option<Cached<Keyring>>>,
+    policy_docs: Mutex<HashMap<String, Cached<PolicyDocument>>>,
+}
+
+impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
+    pub fn new(users: U, salts: S, policies: P, settings: Settings) -> Self {
+        Self {
+            users,
+            salts,
+            policies,
+            settings,
+            verifier: Arc::new(Verifier::new()),
+            keyring: Mutex::new(None),
+            policy_docs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Handles a raw invocation event of either shape and answers in that shape, writing one
+    /// audit line. Never fails: anything unusable is a denial.
+    pub async fn handle_event(&self, event: &Value) -> Value {
+        let started = Instant::now();
+        let (shape, request) = read_event(event);
+        let (decision, partial, flow) = match request {
+            Ok(req) => {
+                let flow = flow_name(&req.credential);
+                let partial = Partial {
+                    username: Some(req.username.clone()),
+                    server_id: Some(req.server_id.clone()),
+                    protocol: Some(req.protocol),
+                    source_ip: Some(req.source_ip),
+                };
+                (self.authenticate(&req).await, partial, flow)
+            }
+            Err((err, partial)) => (
+                Decision::Deny(DenyReason::BadRequest(err.code())),
+                partial,
+                "unknown",
+            ),
+        };
+        audit(&decision, &partial, flow, started.elapsed());
+        match decision {
+            Decision::Allow(response) => render(shape, Some(&response)),
+            Decision::Deny(_) => render(shape, None),
+        }
+    }
+
+    /// Decides one validated login.
+    pub async fn authenticate(&self, req: &AuthRequest) -> Decision {
+        match &req.credential {
+            Credential::Password(password) => self.password_login(req, password).await,
+            Credential::PublicKey => self.key_login(req).await,
+        }
+    }
+
+    async fn password_login(&self, req: &AuthRequest, password: &Password) -> Decision {
+        let user = self.users.get_user(&req.username).await;
+        let keyring = self.keyring().await;
+
+        // Pick the real hash and salt when everything needed is there; otherwise the dummy, so
+        // that exactly one Argon2 run happens on every path.
+        let real = match (&user, &keyring) {
+            (Ok(Some(u)), Ok(k)) => match (
+                &u.password_hash,
+                u.salt_version.as_deref().and_then(|v| k.salt(v)),
+            ) {
+                (Some(hash), Some(salt)) if u.status == Status::Active => {
+                    Some((hash.clone(), salt.to_owned()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let (phc, salt) = match &real {
+            Some((hash, salt)) => (hash.clone(), salt.clone()),
+            None => (
+                DUMMY_HASH.to_owned(),
+                keyring
+                    .as_ref()
+                    .map(|k| k.current_salt().to_owned())
+                    .unwrap_or_default(),
+            ),
+        };
+        let peppered = pepper(&salt, password);
+        let verifier = Arc::clone(&self.verifier);
+        let verified =
+            tokio::task::spawn_blocking(move || match verifier.verify(&phc, &peppered) {
+                Ok(ok) => Ok(ok),
+                Err(e) => {
+                    // Keep the time equal even for a broken stored hash.
+                    let _ = verifier.verify(DUMMY_HASH, &peppered);
+                    Err(e)
+                }
+            })
+            .await;
+
+        let user = match (user, keyring) {
+            (Err(e), _) => return store_denial(e, "user lookup failed"),
+            (Ok(None), _) => return Decision::Deny(DenyReason::UnknownUser),
+            (Ok(Some(_)), Err(e)) => {
+                log_store_error(&e, "salt keyring unavailable");
+                return Decision::Deny(DenyReason::KeyringUnavailable);
+            }
+            (Ok(Some(u)), Ok(k)) => {
+                if let Some(denied) = account_denial(&u) {
+                    return Decision::Deny(denied);
+                }
+                if u.password_hash.is_none() {
+                    return Decision::Deny(DenyReason::NoPasswordSet);
+                }
+                if u.salt_version.as_deref().and_then(|v| k.salt(v)).is_none() {
+                    return Decision::Deny(DenyReason::SaltVersionMissing);
+                }
+                u
+            }
+        };
+        match verified {
+            Ok(Ok(true)) if real.is_some() => {}
+            Ok(Ok(_)) => return Decision::Deny(DenyReason::WrongPassword),
+            Ok(Err(e)) => {
+                warn!(username = %user.username, error = %e, "stored password hash is unusable");
+                return Decision::Deny(DenyReason::InvalidRecord);
+            }
+            Err(e) => {
+                warn!(error = %e, "password verification task failed");
+                return Decision::Deny(DenyReason::Internal);
+            }
+        }
+        if let Some(denied) = restriction_denial(&user, req) {
+            return Decision::Deny(denied);
+        }
+        self.respond(&user, None).await
+    }
+
+    async fn key_login(&self, req: &AuthRequest) -> Decision {
+        let user = match self.users.get_user(&req.username).await {
+            Err(e) => return store_denial(e, "user lookup failed"),
+            Ok(None) => return Decision::Deny(DenyReason::UnknownUser),
+            Ok(Some(u)) => u,
+        };
+        if let Some(denied) = account_denial(&user).or_else(|| restriction_denial(&user, req)) {
+            return Decision::Deny(denied);
+        }
+        let keys = user.live_keys(now_epoch());
+        if keys.is_empty() {
+            return Decision::Deny(DenyReason::NoKeys);
+        }
+        self.respond(&user, Some(keys)).await
+    }
+
+    /// Builds the answer for an authenticated user.
+    async fn respond(&self, user: &UserRecord, public_keys: Option<Vec<String>>) -> Decision {
+        let policy = match self.policy(&user.policy_arn).await {
+            Ok(doc) => doc,
+            Err(e) => {
+                log_store_error(&e, "session policy unavailable");
+                return Decision::Deny(match e {
+                    StoreError::Malformed(_) => DenyReason::PolicyInvalid,
+                    _ => DenyReason::PolicyUnavailable,
+                });
+            }
+        };
+        let policy = match policy.as_session_policy() {
+            Ok(p) => p.to_owned(),
+            Err(PolicyError::TooLarge(n)) => {
+                warn!(policy_arn = %user.policy_arn, chars = n, "session policy exceeds 2,048 characters");
+                return Decision::Deny(DenyReason::PolicyTooLarge);
+            }
+            Err(_) => return Decision::Deny(DenyReason::PolicyInvalid),
+        };
+        let (home_directory_type, home_directory, home_directory_details) = match &user.home {
+            Home::Path(path) => ("PATH", Some(path.clone()), None),
+            Home::Logical(mappings) => (
+                "LOGICAL",
+                None,
+                Some(AuthResponse::mappings_string(mappings)),
+            ),
+        };
+        Decision::Allow(AuthResponse {
+            role: user
+                .role_arn
+                .clone()
+                .unwrap_or_else(|| self.settings.default_role_arn.clone()),
+            policy: Some(policy),
+            home_directory_type,
+            home_directory,
+            home_directory_details,
+            public_keys,
+            posix_profile: user.posix_profile.clone(),
+        })
+    }
+
+    /// The keyring, from the warm cache while it is fresh.
+    async fn keyring(&self) -> Result<Arc<Keyring>, StoreError> {
+        if let Some((at, k)) = &*lock(&self.keyring) {
+            if at.elapsed() < self.settings.salt_cache {
+                return Ok(Arc::clone(k));
+            }
+        }
+        let fresh = Arc::new(self.salts.load_keyring().await?);
+        *lock(&self.keyring) = Some((Instant::now(), Arc::clone(&fresh)));
+        Ok(fresh)
+    }
+
+    /// A policy document by ARN, from the warm cache while it is fresh.
+    async fn policy(&self, arn: &str) -> Result<Arc<PolicyDocument>, StoreError> {
+        if let Some((at, doc)) = lock(&self.policy_docs).get(arn) {
+            if at.elapsed() < self.settings.policy_cache {
+                return Ok(Arc::clone(doc));
+            }
+        }
+        let fresh = Arc::new(self.policies.load_policy(arn).await?);
+        let mut cache = lock(&self.policy_docs);
+        // Drop expired entries so a long-lived process does not grow without bound.
+        let ttl = self.settings.policy_cache;
+        cache.retain(|_, (at, _)| at.elapsed() < ttl);
+        cache.insert(arn.to_owned(), (Instant::now(), Arc::clone(&fresh)));
+        Ok(fresh)
+    }
+
+    /// Forgets cached keyring and policies (the rotation function and tests use this).
+    pub fn clear_caches(&self) {
+        *lock(&self.keyring) = None;
+        lock(&self.policy_docs).clear();
+    }
+}
+
+/// Status and expiry: these refuse every kind of login.
+fn account_denial(user: &UserRecord) -> Option<DenyReason> {
+    match user.status {
+        Status::Disabled => Some(DenyReason::Disabled),
+        Status::Invalid => Some(DenyReason::Invalid),
+        Status::Active if user.is_expired(now_epoch()) => Some(DenyReason::Expired),
+        Status::Active => None,
+    }
+}
+
+/// Source IP, server and protocol lists: these too apply to both flows.
+fn restriction_denial(user: &UserRecord, req: &AuthRequest) -> Option<DenyReason> {
+    if !user.ip_allowed(req.source_ip) {
+        Some(DenyReason::IpNotAllowed)
+    } else if !user.server_allowed(&req.server_id) {
+        Some(DenyReason::ServerNotAllowed)
+    } else if !user.protocol_allowed(req.protocol) {
+        Some(DenyReason::ProtocolNotAllowed)
+    } else {
+        None
+    }
+}
+
+fn store_denial(e: StoreError, context: &'static str) -> Decision {
+    log_store_error(&e, context);
+    Decision::Deny(match e {
+        StoreError::Malformed(_) => DenyReason::InvalidRecord,
+        _ => DenyReason::StoreUnavailable,
+    })
+}
+
+fn log_store_error(e: &StoreError, context: &'static str) {
+    // The source chain of an SDK error names the operation and service code, never our inputs'
+    // secrets (passwords are not sent to any service).
+    let chain = error_chain(e);
+    warn!(error = %chain, "{context}");
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn flow_name(c: &Credential) -> &'static str {
+    match c {
+        Credential::Password(_) => "password",
+        Credential::PublicKey => "public_key",
+    }
+}
+
+/// The one audit line per login. Never the password, the salt, the hash or the raw event.
+fn audit(decision: &Decision, p: &Partial, flow: &'static str, latency: Duration) {
+    let (outcome, reason) = match decision {
+        Decision::Allow(_) => ("allow", "ok"),
+        Decision::Deny(r) => ("deny", r.code()),
+    };
+    info!(
+        target: "ferry::audit",
+        outcome,
+        reason,
+        flow,
+        username = p.username.as_ref().map(|u| u.as_str()),
+        server_id = p.server_id.as_deref(),
+        protocol = p.protocol.map(|x| x.as_str()),
+        source_ip = p.source_ip.map(|ip| ip.to_string()),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "login"
+    );
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned cache is still a valid cache: nothing is half-written under these locks.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Seconds since the epoch (0 if the clock is before 1970, which cannot make anything unexpire
+/// that has a real expiry).
+pub fn now_epoch() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,184 @@
+//! The user store on DynamoDB: one strongly consistent GetItem per login.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Map, Number, Value};
+use tracing::instrument;
+
+use crate::ports::{StoreError, UserStore};
+use crate::user::UserRecord;
+use crate::username::Username;
+
+/// Users in a DynamoDB table keyed by `username`.
+#[derive(Debug, Clone)]
+pub struct DynamoUserStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoUserStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl UserStore for DynamoUserStore {
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("username", AttributeValue::S(username.as_str().to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                what: "DynamoDB",
+                source: Box::new(e),
+            })?;
+        match out.item {
+            None => Ok(None),
+            Some(item) => {
+                let json = item_to_json(&item)?;
+                UserRecord::from_json(json)
+                    .map(Some)
+                    .map_err(|e| StoreError::Malformed(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Converts an item to the plain JSON the record parser reads: lists and string sets become
+/// arrays, numbers become JSON numbers.
+pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> Result<Value, StoreError> {
+    let mut map = Map::with_capacity(item.len());
+    for (k, v) in item {
+        map.insert(k.clone(), attr_to_json(k, v)?);
+    }
+    Ok(Value::Object(map))
+}
+
+fn attr_to_json(name: &str, v: &AttributeValue) -> Result<Value, StoreError> {
+    Ok(match v {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => number(name, n)?,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Ss(ss) => Value::Array(ss.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(ns) => Value::Array(
+            ns.iter()
+                .map(|n| number(name, n))
+                .collect::<Result<_, _>>()?,
+        ),
+        AttributeValue::L(list) => Value::Array(
+            list.iter()
+                .map(|x| attr_to_json(name, x))
+                .collect::<Result<_, _>>()?,
+        ),
+        AttributeValue::M(m) => {
+            let mut out = Map::with_capacity(m.len());
+            for (k, x) in m {
+                out.insert(k.clone(), attr_to_json(name, x)?);
+            }
+            Value::Object(out)
+        }
+        _ => {
+            return Err(StoreError::Malformed(format!(
+                "attribute {name} has a binary or unknown type"
+            )));
+        }
+    })
+}
+
+fn number(name: &str, n: &str) -> Result<Value, StoreError> {
+    let parsed = n
+        .parse::<i64>()
+        .map(Number::from)
+        .ok()
+        .or_else(|| n.parse::<f64>().ok().and_then(Number::from_f64));
+    parsed.map(Value::Number).ok_or_else(|| {
+        StoreError::Malformed(format!("attribute {name} holds an unreadable number"))
+    })
+}
+
+/// Converts plain JSON back to an item (the inverse of [`item_to_json`], lists as L).
+pub fn json_to_item(value: &Value) -> Option<HashMap<String, AttributeValue>> {
+    value.as_object().map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), json_to_attr(v)))
+            .collect()
+    })
+}
+
+fn json_to_attr(v: &Value) -> AttributeValue {
+    match v {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(a) => AttributeValue::L(a.iter().map(json_to_attr).collect()),
+        Value::Object(m) => AttributeValue::M(
+            m.iter()
+                .map(|(k, v)| (k.clone(), json_to_attr(v)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sets_lists_maps_and_numbers_become_plain_json() {
+        let item = HashMap::from([
+            ("username".to_owned(), AttributeValue::S("alice".into())),
+            (
+                "expiresAt".to_owned(),
+                AttributeValue::N("1700000000".into()),
+            ),
+            ("chroot".to_owned(), AttributeValue::Bool(true)),
+            (
+                "allowedIps".to_owned(),
+                AttributeValue::Ss(vec!["10.0.0.0/8".into()]),
+            ),
+            (
+                "publicKeys".to_owned(),
+                AttributeValue::L(vec![AttributeValue::M(HashMap::from([
+                    (
+                        "key".to_owned(),
+                        AttributeValue::S("ssh-ed25519 AAAA".into()),
+                    ),
+                    ("expiresAt".to_owned(), AttributeValue::N("5".into())),
+                ]))]),
+            ),
+        ]);
+        let v = item_to_json(&item).unwrap();
+        assert_eq!(v["expiresAt"], json!(1_700_000_000));
+        assert_eq!(v["chroot"], json!(true));
+        assert_eq!(v["allowedIps"], json!(["10.0.0.0/8"]));
+        assert_eq!(v["publicKeys"][0]["expiresAt"], json!(5));
+    }
+
+    #[test]
+    fn binary_attributes_and_bad_numbers_are_malformed_not_panics() {
+        let item = HashMap::from([("x".to_owned(), AttributeValue::B(vec![1u8].into()))]);
+        assert!(matches!(item_to_json(&item), Err(StoreError::Malformed(_))));
+        let item = HashMap::from([("n".to_owned(), AttributeValue::N("twelve".into()))]);
+        assert!(matches!(item_to_json(&item), Err(StoreError::Malformed(_))));
+    }
+
+    #[test]
+    fn json_round_trips_through_an_item() {
+        let v = json!({"username": "a-b", "n": 3, "l": ["x"], "m": {"k": true}});
+        let item = json_to_item(&v).unwrap();
+        assert_eq!(item_to_json(&item).unwrap(), v);
+    }
+}

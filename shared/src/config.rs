@@ -1,0 +1,130 @@
+//! Configuration read once from the environment at start-up; a missing or bad variable stops
+//! the process with its name.
+
+use std::time::Duration;
+
+/// What the auth function needs to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub users_table: String,
+    pub salt_secret_id: String,
+    pub default_role_arn: String,
+    pub salt_cache: Duration,
+    pub policy_cache: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl AuthConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads from any lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let seconds = |name: &'static str, default: u64| match get(name) {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| ConfigError::Invalid {
+                    name,
+                    reason: "not a whole number of seconds",
+                }),
+        };
+        let default_role_arn = required("DEFAULT_ROLE_ARN")?;
+        if !default_role_arn.starts_with("arn:") || !default_role_arn.contains(":role/") {
+            return Err(ConfigError::Invalid {
+                name: "DEFAULT_ROLE_ARN",
+                reason: "not an IAM role ARN",
+            });
+        }
+        Ok(Self {
+            users_table: required("USERS_TABLE")?,
+            salt_secret_id: required("SALT_SECRET_ID")?,
+            default_role_arn,
+            salt_cache: seconds("SALT_CACHE_SECONDS", 60)?,
+            policy_cache: seconds("POLICY_CACHE_SECONDS", 300)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("USERS_TABLE", "users"),
+        ("SALT_SECRET_ID", "ferry/salt"),
+        (
+            "DEFAULT_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/ferry-user",
+        ),
+    ];
+
+    #[test]
+    fn defaults_apply_to_the_cache_lifetimes() {
+        let c = AuthConfig::from_lookup(env(&BASE)).unwrap();
+        assert_eq!(c.salt_cache, Duration::from_secs(60));
+        assert_eq!(c.policy_cache, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn each_missing_variable_is_named() {
+        for skip in ["USERS_TABLE", "SALT_SECRET_ID", "DEFAULT_ROLE_ARN"] {
+            let pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != skip).collect();
+            let err = AuthConfig::from_lookup(env(&pairs)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("environment variable {skip} is not set")
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_name() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("SALT_CACHE_SECONDS", "soon"));
+        assert!(matches!(
+            AuthConfig::from_lookup(env(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "SALT_CACHE_SECONDS",
+                ..
+            })
+        ));
+        let mut pairs = BASE.to_vec();
+        pairs[2] = ("DEFAULT_ROLE_ARN", "ferry-user");
+        assert!(matches!(
+            AuthConfig::from_lookup(env(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "DEFAULT_ROLE_ARN",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,17 @@
+//! ferry's shared core: the domain types, password and salt logic, the Transfer Family
+//! identity-provider contract, session-policy handling and the authenticator every entry point
+//! (the Lambda, the local stack, the CLI) runs. AWS access sits behind the small traits in
+//! [`ports`]; the SDK adapters live in [`aws`], one cargo feature per service.
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod keyring;
+pub mod password;
+pub mod policy;
+pub mod ports;
+pub mod transfer;
+pub mod user;
+pub mod username;
+
+pub use username::Username;

@@ -1,0 +1,227 @@
+//! Password hashing: HMAC-SHA256 with the salt (pepper), then Argon2id over the 32-byte MAC.
+//!
+//! The stored form is a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`), so the cost
+//! can be raised later without a migration. Verification reuses one Argon2 memory block per
+//! process, because faulting in 19 MiB of fresh pages costs more than the hash itself.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// Longest password accepted, in bytes; anything longer is refused before hashing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// OWASP's Argon2id minimum: m=19 MiB, t=2, p=1.
+pub const DEFAULT_M_COST: u32 = 19_456;
+pub const DEFAULT_T_COST: u32 = 2;
+pub const DEFAULT_P_COST: u32 = 1;
+
+/// The hash verified when there is no real one (unknown user, disabled user, missing salt…), so
+/// that every failed password login costs the same Argon2 run. Its parameters are the defaults
+/// above; its salt and hash bytes are random, so no known password produces it.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$1fWRXcXrN9VgHuJQtgm4jA$1N7Lw0xsclyZMdSOAtCzIqIlNNXNi6hHYiT8hqBsKnM";
+
+/// A password as typed by the user. Never printed: `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+/// Why a string is not an acceptable password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password is empty")]
+    Empty,
+    #[error("password is longer than {MAX_PASSWORD_BYTES} bytes")]
+    TooLong,
+}
+
+impl Password {
+    pub fn parse(raw: impl Into<String>) -> Result<Self, PasswordError> {
+        let raw = raw.into();
+        if raw.is_empty() {
+            Err(PasswordError::Empty)
+        } else if raw.len() > MAX_PASSWORD_BYTES {
+            Err(PasswordError::TooLong)
+        } else {
+            Ok(Self(raw))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Password(<{} bytes>)", self.0.len())
+    }
+}
+
+/// Errors from hashing or verifying. Carries no secret.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("stored password hash is not a valid Argon2 PHC string: {0}")]
+    Malformed(String),
+    #[error("argon2 failed: {0}")]
+    Argon2(String),
+}
+
+/// `HMAC-SHA256(key = salt, message = password)`: the 32 bytes Argon2 actually hashes.
+pub fn pepper(salt: &str, password: &Password) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(password.expose().as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Hashes `password` under `salt` with the default cost and a fresh 16-byte random salt.
+pub fn hash_password(salt: &str, password: &Password) -> Result<String, HashError> {
+    let params = Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
+        .map_err(|e| HashError::Argon2(e.to_string()))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let phc_salt = SaltString::generate(&mut rand_core::OsRng);
+    let peppered = pepper(salt, password);
+    argon
+        .hash_password(&peppered, &phc_salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Argon2(e.to_string()))
+}
+
+/// Verifies peppered passwords against PHC strings, keeping one Argon2 memory block warm.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    spare: Mutex<Vec<Block>>,
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks `peppered` against the PHC string `phc` in constant time. Blocking: call it from a
+    /// blocking-friendly thread.
+    pub fn verify(&self, phc: &str, peppered: &[u8; 32]) -> Result<bool, HashError> {
+        let parsed = PasswordHash::new(phc).map_err(|e| HashError::Malformed(e.to_string()))?;
+        let algorithm = Algorithm::try_from(parsed.algorithm)
+            .map_err(|e| HashError::Malformed(e.to_string()))?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).map_err(|e| HashError::Malformed(e.to_string()))?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).map_err(|e| HashError::Malformed(e.to_string()))?;
+        let salt = parsed
+            .salt
+            .ok_or_else(|| HashError::Malformed("no salt".into()))?;
+        let mut salt_buf = [0u8; 64];
+        let salt = salt
+            .decode_b64(&mut salt_buf)
+            .map_err(|e| HashError::Malformed(e.to_string()))?;
+        let expected = parsed
+            .hash
+            .ok_or_else(|| HashError::Malformed("no hash".into()))?;
+        let expected = expected.as_bytes();
+        let mut out = vec![0u8; expected.len()];
+
+        // Take the warm block (or allocate when another verification holds it), and give it back
+        // afterwards. A poisoned lock only means an earlier verify panicked; the memory is fine.
+        let mut blocks = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
+        blocks.resize(params.block_count(), Block::default());
+        let argon = Argon2::new(algorithm, version, params);
+        let result = argon.hash_password_into_with_memory(peppered, salt, &mut out, &mut blocks);
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = blocks;
+        result.map_err(|e| HashError::Argon2(e.to_string()))?;
+        Ok(bool::from(out.ct_eq(expected)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_hash_verifies_only_the_same_password_under_the_same_salt() {
+        let hash = hash_password("pepper-1", &pw("correct horse")).unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        let v = Verifier::new();
+        assert!(
+            v.verify(&hash, &pepper("pepper-1", &pw("correct horse")))
+                .unwrap()
+        );
+        assert!(
+            !v.verify(&hash, &pepper("pepper-1", &pw("correct horsf")))
+                .unwrap()
+        );
+        assert!(
+            !v.verify(&hash, &pepper("pepper-2", &pw("correct horse")))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn two_hashes_of_one_password_differ_by_their_random_salt() {
+        let a = hash_password("s", &pw("same")).unwrap();
+        let b = hash_password("s", &pw("same")).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_dummy_hash_parses_with_the_default_cost_and_matches_nothing_common() {
+        let v = Verifier::new();
+        for guess in ["", "password", "dummy"] {
+            let guess = Password(guess.to_owned());
+            assert!(!v.verify(DUMMY_HASH, &pepper("salt", &guess)).unwrap());
+        }
+        let parsed = PasswordHash::new(DUMMY_HASH).unwrap();
+        let params = Params::try_from(&parsed).unwrap();
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (19_456, 2, 1)
+        );
+    }
+
+    #[test]
+    fn a_malformed_stored_hash_is_an_error_not_a_panic() {
+        let v = Verifier::new();
+        for bad in [
+            "",
+            "plain",
+            "$argon2id$v=19$m=1,t=1,p=1$$",
+            "$md5$abc",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+        ] {
+            assert!(v.verify(bad, &[0; 32]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn empty_and_oversized_passwords_are_refused_and_debug_hides_the_text() {
+        assert_eq!(Password::parse(""), Err(PasswordError::Empty));
+        assert_eq!(
+            Password::parse("x".repeat(1025)),
+            Err(PasswordError::TooLong)
+        );
+        assert!(Password::parse("x".repeat(1024)).is_ok());
+        assert_eq!(format!("{:?}", pw("hunter2")), "Password(<7 bytes>)");
+    }
+
+    #[test]
+    fn the_pepper_is_hmac_sha256_of_the_password_keyed_by_the_salt() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        let mac = pepper("Jefe", &pw("what do ya want for nothing?"));
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Auth benchmark against DynamoDB Local and moto: Argon2 cost alone, warm password and key
+//! logins, unknown-user vs wrong-password timing, and the release `auth` binary's cold start and
+//! peak memory through a local Lambda Runtime API. Prints figures; asserts nothing about time.
+//!
+//! Run with `scripts/bench.sh` (it starts the services and builds in release mode).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ferry_core::password::{Password, Verifier, hash_password, pepper};
+use ferry_tests::Fixture;
+use ferry_tests::fixture::{AwsAuthenticator, DEFAULT_ROLE, SAMPLE_KEY};
+use ferry_tests::runtime_api::RuntimeApi;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn event(username: &str, password: Option<&str>) -> Value {
+    let mut e = json!({"username": username, "protocol": "SFTP", "serverId": "s-0123456789abcdef0", "sourceIp": "203.0.113.7"});
+    if let Some(p) = password {
+        e["password"] = json!(p);
+    }
+    e
+}
+
+struct Stats(Vec<Duration>);
+
+impl Stats {
+    fn ms(&self, q: f64) -> f64 {
+        let mut v = self.0.clone();
+        v.sort();
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        v[i].as_secs_f64() * 1000.0
+    }
+    fn mean(&self) -> f64 {
+        self.0.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / self.0.len() as f64
+    }
+    fn line(&self, name: &str) {
+        println!(
+            "{name:<44} n={:<4} p50 {:>8.3} ms  p99 {:>8.3} ms  mean {:>8.3} ms",
+            self.0.len(),
+            self.ms(0.5),
+            self.ms(0.99),
+            self.mean()
+        );
+    }
+}
+
+fn iterations(default: usize) -> usize {
+    std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    println!("ferry auth benchmark (DynamoDB Local + moto on 127.0.0.1)");
+    println!("machine: {} cores, {}", num_cpus(), cpu_model());
+
+    // Argon2 alone.
+    let verifier = Verifier::new();
+    let pw = Password::parse(PASSWORD)?;
+    let hash = hash_password("bench-salt", &pw)?;
+    let peppered = pepper("bench-salt", &pw);
+    verifier.verify(&hash, &peppered)?;
+    let mut argon = Vec::new();
+    for _ in 0..iterations(50) {
+        let t = Instant::now();
+        verifier.verify(&hash, &peppered)?;
+        argon.push(t.elapsed());
+    }
+    let argon = Stats(argon);
+    argon.line("argon2id verify alone (m=19456,t=2,p=1)");
+
+    // Warm logins through the authenticator and the real adapters.
+    let f = Fixture::new().await?;
+    f.put_user("bench-user", Some(PASSWORD), json!({"publicKeys": [SAMPLE_KEY]})).await?;
+    let auth = f.authenticator();
+    let good = event("bench-user", Some(PASSWORD));
+    let key = event("bench-user", None);
+    let wrong = event("bench-user", Some("wrong password"));
+    let unknown = event("nobody-at-all", Some(PASSWORD));
+    for e in [&good, &key] {
+        if auth.handle_event(e).await["Role"] != DEFAULT_ROLE {
+            bail!("warm-up login failed");
+        }
+    }
+    let (mut pw_t, mut key_t, mut wrong_t, mut unknown_t) = (vec![], vec![], vec![], vec![]);
+    let n = iterations(100);
+    for _ in 0..n {
+        // Interleaved, so drift in the machine's load touches every series alike.
+        pw_t.push(timed(&auth, &good).await.0);
+        key_t.push(timed(&auth, &key).await.0);
+        let (t, out) = timed(&auth, &wrong).await;
+        assert_eq!(out, json!({}));
+        wrong_t.push(t);
+        let (t, out) = timed(&auth, &unknown).await;
+        assert_eq!(out, json!({}));
+        unknown_t.push(t);
+    }
+    let pw_t = Stats(pw_t);
+    pw_t.line("warm password login (allow)");
+    Stats(key_t).line("warm key login (allow)");
+    let (wrong_t, unknown_t) = (Stats(wrong_t), Stats(unknown_t));
+    wrong_t.line("wrong password (deny)");
+    unknown_t.line("unknown user (deny)");
+    println!(
+        "password login minus argon2 alone (p50): {:.3} ms",
+        pw_t.ms(0.5) - argon.ms(0.5)
+    );
+    println!(
+        "unknown user vs wrong password (p50): {:+.2} %, (mean): {:+.2} %",
+        (unknown_t.ms(0.5) / wrong_t.ms(0.5) - 1.0) * 100.0,
+        (unknown_t.mean() / wrong_t.mean() - 1.0) * 100.0
+    );
+
+    cold_start(&f)?;
+    Ok(())
+}
+
+async fn timed(auth: &AwsAuthenticator, e: &Value) -> (Duration, Value) {
+    let t = Instant::now();
+    let out = auth.handle_event(e).await;
+    (t.elapsed(), out)
+}
+
+/// Spawns the release binary again and again: process start → first poll (ready to serve), →
+/// first answered key login, and one password login after it; then peak memory after a burst.
+fn cold_start(f: &Fixture) -> Result<()> {
+    let bin = release_auth()?;
+    let key = event("bench-user", None).to_string();
+    let good = event("bench-user", Some(PASSWORD)).to_string();
+    let (mut ready, mut first_key, mut first_pw) = (vec![], vec![], vec![]);
+    let mut peak_kib = 0u64;
+    let runs = iterations(15).min(30);
+    for run in 0..runs {
+        let mut api = RuntimeApi::start()?;
+        let started = Instant::now();
+        let mut child = Command::new(&bin)
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "auth")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("USERS_TABLE", &f.table)
+            .env("SALT_SECRET_ID", &f.secret_id)
+            .env("DEFAULT_ROLE_ARN", DEFAULT_ROLE)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?;
+        let ready_at = api.wait_ready(Duration::from_secs(10))?;
+        ready.push(ready_at - started);
+        let a = api.invoke(key.as_bytes(), Duration::from_secs(10))?;
+        first_key.push(a.at - started);
+        let t = Instant::now();
+        let a = api.invoke(good.as_bytes(), Duration::from_secs(10))?;
+        if !String::from_utf8_lossy(&a.body).contains("Role") {
+            bail!("cold password login was refused");
+        }
+        first_pw.push(a.at - t);
+        if run == 0 {
+            for _ in 0..50 {
+                api.invoke(good.as_bytes(), Duration::from_secs(10))?;
+                api.invoke(key.as_bytes(), Duration::from_secs(10))?;
+            }
+            peak_kib = vm_hwm_kib(child.id()).unwrap_or(0);
+        }
+        child.kill()?;
+        child.wait()?;
+    }
+    println!("cold start of the release auth binary ({runs} runs, {}):", bin.display());
+    Stats(ready).line("  process start -> ready (first poll)");
+    Stats(first_key).line("  process start -> first key login answered");
+    Stats(first_pw).line("  first password login after that");
+    println!("  peak resident memory after 100 logins: {:.1} MiB", peak_kib as f64 / 1024.0);
+    Ok(())
+}
+
+fn release_auth() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().context("no target dir")?.join("auth");
+    if !bin.exists() {
+        bail!("{} is missing: run scripts/bench.sh, which builds it", bin.display());
+    }
+    Ok(bin)
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into())
+}

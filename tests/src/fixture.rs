@@ -1,0 +1,288 @@
+//! Per-test resources on the real local services: a users table, a salt secret and a scope-down
+//! policy, each with a unique name, and an authenticator wired to them through the SDK adapters.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use ferry_core::auth::{Authenticator, Settings};
+use ferry_core::aws::dynamodb::{DynamoUserStore, json_to_item};
+use ferry_core::aws::iam::IamPolicySource;
+use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::keyring::Keyring;
+use ferry_core::password::{Password, hash_password};
+use ferry_core::policy::CANONICAL_SCOPE_DOWN;
+use serde_json::Value;
+
+/// The authenticator as the Lambda builds it.
+pub type AwsAuthenticator =
+    Authenticator<DynamoUserStore, SecretsManagerSaltSource, IamPolicySource>;
+
+pub const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/ferry-default-user";
+
+/// Whether the test script started the services (it sets `FERRY_TEST_SERVICES`).
+pub fn services_available() -> bool {
+    std::env::var_os("FERRY_TEST_SERVICES").is_some()
+}
+
+/// The SDK configuration for the local services. Fails loudly instead of skipping: these tests
+/// must run against the real services, through `scripts/test.sh`.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    assert!(
+        services_available(),
+        "these tests talk to DynamoDB Local and moto: run them with scripts/test.sh, which starts both"
+    );
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// A name no other test (or earlier run against the same services) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Resources of one test.
+#[derive(Debug)]
+pub struct Fixture {
+    pub sdk: aws_config::SdkConfig,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub table: String,
+    pub secret_id: String,
+    pub policy_arn: String,
+}
+
+impl Fixture {
+    /// Creates a table, a keyring secret (`secret_string`) and the canonical policy.
+    pub async fn with_secret(secret_string: &str) -> Result<Self> {
+        let sdk = aws_config().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let table = unique("users");
+        create_users_table(&ddb, &table).await?;
+        let secret_id = unique("ferry/salt");
+        secrets
+            .create_secret()
+            .name(&secret_id)
+            .secret_string(secret_string)
+            .send()
+            .await
+            .context("create salt secret")?;
+        let policy_arn = create_policy(&iam, &unique("scope-down"), CANONICAL_SCOPE_DOWN).await?;
+        Ok(Self {
+            sdk,
+            ddb,
+            secrets,
+            iam,
+            table,
+            secret_id,
+            policy_arn,
+        })
+    }
+
+    /// The usual fixture: a two-version keyring whose current version is "2".
+    pub async fn new() -> Result<Self> {
+        Self::with_secret(r#"{"current":"2","salts":{"1":"old-salt-one","2":"current-salt-two"}}"#)
+            .await
+    }
+
+    /// An authenticator wired like the Lambda, with the default caching.
+    pub fn authenticator(&self) -> AwsAuthenticator {
+        self.authenticator_with(DynamoUserStore::new(self.ddb.clone(), &self.table))
+    }
+
+    pub fn authenticator_with(&self, users: DynamoUserStore) -> AwsAuthenticator {
+        Authenticator::new(
+            users,
+            SecretsManagerSaltSource::new(self.secrets.clone(), &self.secret_id),
+            IamPolicySource::new(self.iam.clone()),
+            Settings {
+                default_role_arn: DEFAULT_ROLE.into(),
+                salt_cache: Duration::from_secs(60),
+                policy_cache: Duration::from_secs(300),
+            },
+        )
+    }
+
+    /// The keyring as stored now.
+    pub async fn keyring(&self) -> Result<Keyring> {
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await?;
+        Ok(Keyring::parse(
+            out.secret_string().context("no secret string")?,
+        )?)
+    }
+
+    /// A hash of `password` under keyring version `version`, as the CLI would store it.
+    pub async fn hash(&self, password: &str, version: &str) -> Result<String> {
+        let keyring = self.keyring().await?;
+        let salt = keyring.salt(version).context("no such salt version")?;
+        Ok(hash_password(salt, &Password::parse(password)?)?)
+    }
+
+    /// Writes a user: `base_user` fields, then `extra` on top (a `null` removes a field).
+    pub async fn put_user(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        extra: Value,
+    ) -> Result<()> {
+        let mut user = serde_json::json!({
+            "username": username,
+            "bucket": "ferry-test-bucket",
+            "home": format!("home/{username}"),
+            "iamPolicyArn": self.policy_arn,
+        });
+        if let Some(pw) = password {
+            user["passwordHash"] = Value::String(self.hash(pw, "2").await?);
+            user["saltVersion"] = Value::String("2".into());
+        }
+        self.put_raw(merge(user, extra)).await
+    }
+
+    /// Writes an item exactly as given (JSON converted to attribute values).
+    pub async fn put_raw(&self, item: Value) -> Result<()> {
+        let item = json_to_item(&item).context("item must be a JSON object")?;
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .context("put user")?;
+        Ok(())
+    }
+
+    /// Writes an item given as DynamoDB attribute values.
+    pub async fn put_item(
+        &self,
+        item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    ) -> Result<()> {
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .context("put item")?;
+        Ok(())
+    }
+
+    /// Creates another managed policy and returns its ARN.
+    pub async fn policy(&self, document: &str) -> Result<String> {
+        create_policy(&self.iam, &unique("policy"), document).await
+    }
+}
+
+/// `extra` on top of `base`; `null` values delete keys.
+pub fn merge(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        for (k, v) in e {
+            if v.is_null() {
+                b.remove(&k);
+            } else {
+                b.insert(k, v);
+            }
+        }
+    }
+    base
+}
+
+/// The users table of the data model: partition key `username` (S).
+pub async fn create_users_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+    ddb.create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("username")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("username")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .context("create users table")?;
+    Ok(())
+}
+
+pub async fn create_policy(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    document: &str,
+) -> Result<String> {
+    let out = iam
+        .create_policy()
+        .policy_name(name)
+        .policy_document(document)
+        .send()
+        .await
+        .context("create policy")?;
+    out.policy()
+        .and_then(|p| p.arn())
+        .map(str::to_owned)
+        .context("policy without ARN")
+}
+
+/// The users the sample events in `events/auth/` name (see its README).
+pub const SAMPLE_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@example";
+
+impl Fixture {
+    pub async fn put_sample_users(&self) -> Result<()> {
+        self.put_user(
+            "alice",
+            Some("correct horse battery staple"),
+            serde_json::json!({"publicKeys": [SAMPLE_KEY]}),
+        )
+        .await?;
+        self.put_user(
+            "partner@example.com",
+            Some(r#"quote"and\backslash"#),
+            serde_json::json!({}),
+        )
+        .await
+    }
+}
+
+/// The sample events: `(file name, parsed JSON)`, sorted by name.
+pub fn sample_events() -> Result<Vec<(String, Value)>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/auth");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(&path)?;
+            let value =
+                serde_json::from_str(&text).with_context(|| format!("{name} is not valid JSON"))?;
+            out.push((name, value));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}

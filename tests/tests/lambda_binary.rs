@@ -1,0 +1,175 @@
+//! The real `auth` binary, run as Lambda runs it: polling a Lambda Runtime API, with its
+//! configuration from the environment and the local services behind it.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ferry_tests::Fixture;
+use ferry_tests::fixture::{DEFAULT_ROLE, sample_events};
+use ferry_tests::runtime_api::RuntimeApi;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `target/<profile>/auth`, next to this test's own `deps/` folder. The test script builds it.
+fn auth_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("test binary has no target dir")?;
+    let bin = dir.join("auth");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first (scripts/test.sh runs `cargo build --bins`)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// The running function; killed when dropped, so a failing test leaves no process behind.
+struct Function(Option<Child>);
+
+impl Function {
+    /// Stops the function and returns what it printed.
+    fn finish(mut self) -> Result<std::process::Output> {
+        let mut child = self.0.take().context("already finished")?;
+        child.kill()?;
+        Ok(child.wait_with_output()?)
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn(api: &RuntimeApi, f: &Fixture) -> Result<Function> {
+    let child = Command::new(auth_binary()?)
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "auth")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("USERS_TABLE", &f.table)
+        .env("SALT_SECRET_ID", &f.secret_id)
+        .env("DEFAULT_ROLE_ARN", DEFAULT_ROLE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    Ok(Function(Some(child)))
+}
+
+fn invoke(api: &mut RuntimeApi, payload: &[u8]) -> Result<Value> {
+    let answer = api.invoke(payload, WAIT)?;
+    assert!(
+        answer.ok,
+        "the function must answer, not raise a Lambda error: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    Ok(serde_json::from_slice(&answer.body)?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_auth_binary_answers_every_sample_event_and_unreadable_payloads() -> Result<()> {
+    let f = Fixture::new().await?;
+    f.put_sample_users().await?;
+    let mut api = RuntimeApi::start()?;
+    let function = spawn(&api, &f)?;
+    api.wait_ready(WAIT)?;
+
+    for (name, event) in sample_events()? {
+        let got = invoke(&mut api, event.to_string().as_bytes())?;
+        let body = match got.get("body").and_then(Value::as_str) {
+            Some(b) => {
+                assert_eq!(got["statusCode"], 200, "{name}");
+                serde_json::from_str(b)?
+            }
+            None => got,
+        };
+        if name.starts_with("bad-") {
+            assert_eq!(body, json!({}), "{name}");
+        } else {
+            assert_eq!(body["Role"], DEFAULT_ROLE, "{name}: {body}");
+            assert_eq!(
+                body.get("PublicKeys").is_some(),
+                name.contains("public-key") || name.contains("empty-password"),
+                "{name}"
+            );
+        }
+    }
+
+    // Payloads Lambda could deliver that are not JSON at all: still a plain denial.
+    for raw in [
+        &b"\xff\xfe\x00garbage"[..],
+        b"{\"username\": \"al\xffice\"}",
+        br#"{"username": "\ud800x"}"#,
+        b"",
+        b"{",
+        b"null",
+    ] {
+        assert_eq!(invoke(&mut api, raw)?, json!({}), "payload {raw:?}");
+    }
+
+    // The process is still serving after all of that.
+    let ok = invoke(
+        &mut api,
+        sample_events()?
+            .iter()
+            .find(|(n, _)| n == "direct-password.json")
+            .unwrap()
+            .1
+            .to_string()
+            .as_bytes(),
+    )?;
+    assert_eq!(ok["Role"], DEFAULT_ROLE);
+
+    let out = function.finish()?;
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        logs.contains("\"target\":\"ferry::audit\""),
+        "audit lines are JSON: {logs:.500}"
+    );
+    for secret in [
+        "correct horse battery staple",
+        "backslash",
+        "current-salt-two",
+        "old-salt-one",
+        "$argon2id$",
+    ] {
+        assert!(!logs.contains(secret), "logs must not contain {secret:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_auth_binary_refuses_to_start_without_its_configuration_and_names_the_variable()
+-> Result<()> {
+    let f = Fixture::new().await?;
+    let api = RuntimeApi::start()?;
+    let mut cmd = Command::new(auth_binary()?);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "auth")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("SALT_SECRET_ID", &f.secret_id)
+        .env("DEFAULT_ROLE_ARN", DEFAULT_ROLE)
+        .env_remove("USERS_TABLE");
+    let out = cmd.output()?;
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("USERS_TABLE"), "{all}");
+    Ok(())
+}
