@@ -159,15 +159,7 @@ impl Fixture {
 
     /// Writes an item exactly as given (JSON converted to attribute values).
     pub async fn put_raw(&self, item: Value) -> Result<()> {
-        let item = json_to_item(&item).context("item must be a JSON object")?;
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .context("put user")?;
-        Ok(())
+        self.put_item(json_to_item(&item).context("item must be a JSON object")?).await
     }
 
     /// Writes an item given as DynamoDB attribute values.
@@ -183,6 +175,18 @@ impl Fixture {
             .await
             .context("put item")?;
         Ok(())
+    }
+
+    /// The real `auth` binary, configured for this fixture's table, secret and default role.
+    pub fn auth_command(
+        &self,
+        api: &crate::runtime_api::RuntimeApi,
+    ) -> Result<std::process::Command> {
+        let mut cmd = api.function_command(&crate::runtime_api::workspace_binary("auth")?);
+        cmd.env("USERS_TABLE", &self.table)
+            .env("SALT_SECRET_ID", &self.secret_id)
+            .env("DEFAULT_ROLE_ARN", DEFAULT_ROLE);
+        Ok(cmd)
     }
 
     /// Creates another managed policy and returns its ARN.

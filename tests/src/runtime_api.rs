@@ -5,6 +5,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,6 +77,22 @@ impl RuntimeApi {
         self.addr.to_string()
     }
 
+    /// A command that runs the function binary `bin` against this API, with the variables the
+    /// Lambda runtime requires; the caller adds the function's own configuration.
+    pub fn function_command(&self, bin: &Path) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.env("AWS_LAMBDA_RUNTIME_API", self.address())
+            .env(
+                "AWS_LAMBDA_FUNCTION_NAME",
+                bin.file_name()
+                    .map_or("function".into(), |n| n.to_string_lossy())
+                    .as_ref(),
+            )
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST");
+        cmd
+    }
+
     /// When the function first asked for work (it is ready to serve), if it has.
     pub fn first_poll(&self) -> Option<Instant> {
         *self
@@ -121,6 +139,25 @@ impl RuntimeApi {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// A binary of the workspace built in the same profile as the running executable
+/// (`target/<profile>/NAME`, found from this process's own path). Test binaries live one level
+/// deeper, in `deps/`, and are handled too.
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("executable has no folder")?;
+    if dir.ends_with("deps") {
+        dir = dir.parent().context("deps has no parent")?;
+    }
+    let bin = dir.join(name);
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first (the scripts in scripts/ do)",
+            bin.display()
+        );
+    }
+    Ok(bin)
 }
 
 fn serve(stream: TcpStream, shared: &Shared) -> Result<()> {

@@ -3,34 +3,16 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ferry_tests::Fixture;
 use ferry_tests::fixture::{DEFAULT_ROLE, sample_events};
 use ferry_tests::runtime_api::RuntimeApi;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// `target/<profile>/auth`, next to this test's own `deps/` folder. The test script builds it.
-fn auth_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("test binary has no target dir")?;
-    let bin = dir.join("auth");
-    if !bin.exists() {
-        bail!(
-            "{} is missing: build it first (scripts/test.sh runs `cargo build --bins`)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
 
 /// The running function; killed when dropped, so a failing test leaves no process behind.
 struct Function(Option<Child>);
@@ -54,14 +36,8 @@ impl Drop for Function {
 }
 
 fn spawn(api: &RuntimeApi, f: &Fixture) -> Result<Function> {
-    let child = Command::new(auth_binary()?)
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "auth")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("USERS_TABLE", &f.table)
-        .env("SALT_SECRET_ID", &f.secret_id)
-        .env("DEFAULT_ROLE_ARN", DEFAULT_ROLE)
+    let child = f
+        .auth_command(api)?
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
@@ -155,14 +131,8 @@ async fn the_auth_binary_refuses_to_start_without_its_configuration_and_names_th
 -> Result<()> {
     let f = Fixture::new().await?;
     let api = RuntimeApi::start()?;
-    let mut cmd = Command::new(auth_binary()?);
-    cmd.env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "auth")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("SALT_SECRET_ID", &f.secret_id)
-        .env("DEFAULT_ROLE_ARN", DEFAULT_ROLE)
-        .env_remove("USERS_TABLE");
+    let mut cmd = f.auth_command(&api)?;
+    cmd.env_remove("USERS_TABLE");
     let out = cmd.output()?;
     assert!(!out.status.success());
     let all = format!(

@@ -12,20 +12,13 @@ use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use serde_json::Value;
 
+mod logging;
+
 type Auth = Authenticator<DynamoUserStore, SecretsManagerSaltSource, IamPolicySource>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .with_ansi(false)
-        .without_time()
-        .init();
+    logging::init(std::env::var("RUST_LOG").ok().as_deref());
 
     let config = AuthConfig::from_env().map_err(|e| {
         tracing::error!(error = %e, "configuration error");

@@ -4,11 +4,10 @@
 //!
 //! Run with `scripts/bench.sh` (it starts the services and builds in release mode).
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use ferry_core::password::{Password, Verifier, hash_password, pepper};
 use ferry_tests::Fixture;
 use ferry_tests::fixture::{AwsAuthenticator, DEFAULT_ROLE, SAMPLE_KEY};
@@ -49,7 +48,10 @@ impl Stats {
 }
 
 fn iterations(default: usize) -> usize {
-    std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -74,7 +76,12 @@ async fn main() -> Result<()> {
 
     // Warm logins through the authenticator and the real adapters.
     let f = Fixture::new().await?;
-    f.put_user("bench-user", Some(PASSWORD), json!({"publicKeys": [SAMPLE_KEY]})).await?;
+    f.put_user(
+        "bench-user",
+        Some(PASSWORD),
+        json!({"publicKeys": [SAMPLE_KEY]}),
+    )
+    .await?;
     let auth = f.authenticator();
     let good = event("bench-user", Some(PASSWORD));
     let key = event("bench-user", None);
@@ -86,6 +93,7 @@ async fn main() -> Result<()> {
         }
     }
     let (mut pw_t, mut key_t, mut wrong_t, mut unknown_t) = (vec![], vec![], vec![], vec![]);
+    let (mut hit_t, mut miss_t) = (vec![], vec![]);
     let n = iterations(100);
     for _ in 0..n {
         // Interleaved, so drift in the machine's load touches every series alike.
@@ -97,7 +105,12 @@ async fn main() -> Result<()> {
         let (t, out) = timed(&auth, &unknown).await;
         assert_eq!(out, json!({}));
         unknown_t.push(t);
+        hit_t.push(get_item(&f, "bench-user").await?);
+        miss_t.push(get_item(&f, "nobody-at-all").await?);
     }
+    let (hit_t, miss_t) = (Stats(hit_t), Stats(miss_t));
+    hit_t.line("DynamoDB Local GetItem alone (user exists)");
+    miss_t.line("DynamoDB Local GetItem alone (no such user)");
     let pw_t = Stats(pw_t);
     pw_t.line("warm password login (allow)");
     Stats(key_t).line("warm key login (allow)");
@@ -105,8 +118,9 @@ async fn main() -> Result<()> {
     wrong_t.line("wrong password (deny)");
     unknown_t.line("unknown user (deny)");
     println!(
-        "password login minus argon2 alone (p50): {:.3} ms",
-        pw_t.ms(0.5) - argon.ms(0.5)
+        "password login minus argon2 alone (p50): {:.3} ms, minus argon2 and GetItem: {:.3} ms",
+        pw_t.ms(0.5) - argon.ms(0.5),
+        pw_t.ms(0.5) - argon.ms(0.5) - hit_t.ms(0.5)
     );
     println!(
         "unknown user vs wrong password (p50): {:+.2} %, (mean): {:+.2} %",
@@ -118,6 +132,22 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// One raw consistent GetItem, the store's share of every login.
+async fn get_item(f: &Fixture, username: &str) -> Result<Duration> {
+    let t = Instant::now();
+    f.ddb
+        .get_item()
+        .table_name(&f.table)
+        .key(
+            "username",
+            aws_sdk_dynamodb::types::AttributeValue::S(username.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await?;
+    Ok(t.elapsed())
+}
+
 async fn timed(auth: &AwsAuthenticator, e: &Value) -> (Duration, Value) {
     let t = Instant::now();
     let out = auth.handle_event(e).await;
@@ -127,7 +157,6 @@ async fn timed(auth: &AwsAuthenticator, e: &Value) -> (Duration, Value) {
 /// Spawns the release binary again and again: process start → first poll (ready to serve), →
 /// first answered key login, and one password login after it; then peak memory after a burst.
 fn cold_start(f: &Fixture) -> Result<()> {
-    let bin = release_auth()?;
     let key = event("bench-user", None).to_string();
     let good = event("bench-user", Some(PASSWORD)).to_string();
     let (mut ready, mut first_key, mut first_pw) = (vec![], vec![], vec![]);
@@ -136,14 +165,8 @@ fn cold_start(f: &Fixture) -> Result<()> {
     for run in 0..runs {
         let mut api = RuntimeApi::start()?;
         let started = Instant::now();
-        let mut child = Command::new(&bin)
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "auth")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("USERS_TABLE", &f.table)
-            .env("SALT_SECRET_ID", &f.secret_id)
-            .env("DEFAULT_ROLE_ARN", DEFAULT_ROLE)
+        let mut child = f
+            .auth_command(&api)?
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()?;
@@ -167,21 +190,15 @@ fn cold_start(f: &Fixture) -> Result<()> {
         child.kill()?;
         child.wait()?;
     }
-    println!("cold start of the release auth binary ({runs} runs, {}):", bin.display());
+    println!("cold start of the release auth binary ({runs} runs):");
     Stats(ready).line("  process start -> ready (first poll)");
     Stats(first_key).line("  process start -> first key login answered");
     Stats(first_pw).line("  first password login after that");
-    println!("  peak resident memory after 100 logins: {:.1} MiB", peak_kib as f64 / 1024.0);
+    println!(
+        "  peak resident memory after 100 logins: {:.1} MiB",
+        peak_kib as f64 / 1024.0
+    );
     Ok(())
-}
-
-fn release_auth() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe.parent().context("no target dir")?.join("auth");
-    if !bin.exists() {
-        bail!("{} is missing: run scripts/bench.sh, which builds it", bin.display());
-    }
-    Ok(bin)
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
@@ -197,6 +214,10 @@ fn num_cpus() -> usize {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }

@@ -3,12 +3,12 @@
 //! password, then starts the `auth` binary behind a local Lambda Runtime API and shows what
 //! Transfer Family would get back for a few logins. Run with `scripts/demo.sh`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use ferry_tests::Fixture;
-use ferry_tests::fixture::{DEFAULT_ROLE, SAMPLE_KEY};
+use ferry_tests::fixture::SAMPLE_KEY;
 use ferry_tests::runtime_api::RuntimeApi;
 use serde_json::{Value, json};
 
@@ -16,25 +16,20 @@ use serde_json::{Value, json};
 async fn main() -> Result<()> {
     let f = Fixture::new().await?;
     let password = random_password();
-    f.put_user("demo", Some(&password), json!({"publicKeys": [SAMPLE_KEY], "chroot": true})).await?;
-    println!("users table {}, salt secret {}, policy {}", f.table, f.secret_id, f.policy_arn);
+    f.put_user(
+        "demo",
+        Some(&password),
+        json!({"publicKeys": [SAMPLE_KEY], "chroot": true}),
+    )
+    .await?;
+    println!(
+        "users table {}, salt secret {}, policy {}",
+        f.table, f.secret_id, f.policy_arn
+    );
     println!("user demo, password {password} (random, shown once)\n");
 
-    let bin = std::env::current_exe()?.parent().context("no target dir")?.join("auth");
-    if !bin.exists() {
-        bail!("{} is missing: run scripts/demo.sh, which builds it", bin.display());
-    }
     let mut api = RuntimeApi::start()?;
-    let mut child = Command::new(&bin)
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "auth")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("USERS_TABLE", &f.table)
-        .env("SALT_SECRET_ID", &f.secret_id)
-        .env("DEFAULT_ROLE_ARN", DEFAULT_ROLE)
-        .stdout(Stdio::inherit())
-        .spawn()?;
+    let mut child = f.auth_command(&api)?.stdout(Stdio::inherit()).spawn()?;
     api.wait_ready(Duration::from_secs(10))?;
 
     let base = json!({"username": "demo", "protocol": "SFTP", "serverId": "s-local", "sourceIp": "127.0.0.1"});
@@ -42,7 +37,10 @@ async fn main() -> Result<()> {
         ("password login", json!({"password": password})),
         ("wrong password", json!({"password": "not it"})),
         ("key login", json!({})),
-        ("unknown user", json!({"username": "nobody", "password": password})),
+        (
+            "unknown user",
+            json!({"username": "nobody", "password": password}),
+        ),
     ];
     for (name, extra) in cases {
         let mut e = base.clone();
