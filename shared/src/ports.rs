@@ -50,3 +50,43 @@ pub trait PolicySource: Send + Sync {
         arn: &str,
     ) -> impl Future<Output = Result<PolicyDocument, StoreError>> + Send;
 }
+
+/// One page of a user listing.
+#[derive(Debug, Clone, Default)]
+pub struct UserPage {
+    /// Records as plain JSON (the data model's attributes), hashes included: callers decide what
+    /// to show.
+    pub users: Vec<serde_json::Value>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<String>,
+}
+
+/// Writes and lists user records (the administration side; logins only need [`UserStore`]).
+/// Records travel as plain JSON objects in the data model's shape.
+pub trait UserAdmin: Send + Sync {
+    /// Writes a record. With `overwrite == false` an existing user is left alone and `Ok(false)`
+    /// is returned.
+    fn put_user(
+        &self,
+        record: &serde_json::Value,
+        overwrite: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The stored record as plain JSON, unparsed (so a broken record can still be shown).
+    fn get_raw(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, StoreError>> + Send;
+
+    /// Removes a user; `Ok(false)` when there was none.
+    fn delete_user(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One page of users, starting after `start` (the `next` of the previous page).
+    fn list_users(
+        &self,
+        start: Option<String>,
+    ) -> impl Future<Output = Result<UserPage, StoreError>> + Send;
+}

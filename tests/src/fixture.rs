@@ -159,7 +159,8 @@ impl Fixture {
 
     /// Writes an item exactly as given (JSON converted to attribute values).
     pub async fn put_raw(&self, item: Value) -> Result<()> {
-        self.put_item(json_to_item(&item).context("item must be a JSON object")?).await
+        self.put_item(json_to_item(&item).context("item must be a JSON object")?)
+            .await
     }
 
     /// Writes an item given as DynamoDB attribute values.

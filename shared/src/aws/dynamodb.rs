@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
 use tracing::instrument;
 
-use crate::ports::{StoreError, UserStore};
+use crate::ports::{StoreError, UserAdmin, UserPage, UserStore};
 use crate::user::UserRecord;
 use crate::username::Username;
 
@@ -51,6 +51,91 @@ impl UserStore for DynamoUserStore {
                     .map_err(|e| StoreError::Malformed(e.to_string()))
             }
         }
+    }
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable {
+        what: "DynamoDB",
+        source: Box::new(e),
+    }
+}
+
+impl UserAdmin for DynamoUserStore {
+    #[instrument(skip_all, fields(table = %self.table))]
+    async fn put_user(&self, record: &Value, overwrite: bool) -> Result<bool, StoreError> {
+        let item = json_to_item(record)
+            .ok_or_else(|| StoreError::Malformed("a user record must be a JSON object".into()))?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        if !overwrite {
+            put = put.condition_expression("attribute_not_exists(username)");
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn get_raw(&self, username: &Username) -> Result<Option<Value>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("username", AttributeValue::S(username.as_str().to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item.as_ref().map(item_to_json).transpose()
+    }
+
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn delete_user(&self, username: &Username) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("username", AttributeValue::S(username.as_str().to_owned()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn list_users(&self, start: Option<String>) -> Result<UserPage, StoreError> {
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true);
+        if let Some(after) = start {
+            scan = scan.exclusive_start_key("username", AttributeValue::S(after));
+        }
+        let out = scan.send().await.map_err(unavailable)?;
+        let users = out
+            .items()
+            .iter()
+            .map(item_to_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("username"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok(UserPage { users, next })
     }
 }
 

@@ -1,0 +1,480 @@
+//! The commands: each builds or reads records in the data model's shape through the core's
+//! ports, validating every record with the same parser the auth function uses before writing.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ferry_core::auth::{Authenticator, Decision, Settings, error_chain};
+use ferry_core::aws::dynamodb::DynamoUserStore;
+use ferry_core::aws::iam::IamPolicySource;
+use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::password::hash_password;
+use ferry_core::ports::{SaltSource, StoreError, UserAdmin};
+use ferry_core::transfer::{AuthRequest, Credential, Protocol};
+use ferry_core::user::UserRecord;
+use ferry_core::username::Username;
+use serde_json::{Map, Value, json};
+
+use crate::input::{
+    PasswordSource, fingerprint, key_identity, parse_date, read_keys, read_password,
+};
+use crate::{AddArgs, Cli, Command, KeyCommand, LoginArgs, PasswordArgs, Target, UserCommand};
+
+/// The AWS side: clients built once.
+struct Aws {
+    sdk: aws_config::SdkConfig,
+}
+
+impl Aws {
+    async fn load() -> Self {
+        Self {
+            sdk: aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        }
+    }
+
+    fn users(&self, target: &Target) -> Result<DynamoUserStore> {
+        let table = target
+            .table
+            .as_deref()
+            .context("no users table: pass --table or set USERS_TABLE")?;
+        Ok(DynamoUserStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            table,
+        ))
+    }
+
+    fn salts(&self, target: &Target) -> Result<SecretsManagerSaltSource> {
+        let id = target
+            .salt_secret
+            .as_deref()
+            .context("no salt secret: pass --salt-secret or set SALT_SECRET_ID")?;
+        Ok(SecretsManagerSaltSource::new(
+            aws_sdk_secretsmanager::Client::new(&self.sdk),
+            id,
+        ))
+    }
+}
+
+pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
+    let aws = Aws::load().await;
+    let target = &cli.target;
+    match cli.command {
+        Command::Login(args) => login(&aws, target, args).await,
+        Command::User(cmd) => {
+            let users = aws.users(target)?;
+            match cmd {
+                UserCommand::Add(args) => add(&aws, target, &users, args).await?,
+                UserCommand::Passwd { name, password } => {
+                    let source = source(&password).unwrap_or(PasswordSource::Prompt);
+                    let mut record = existing(&users, &name).await?;
+                    set_password(&aws, target, &mut record, source).await?;
+                    write(&users, &record, true).await?;
+                    eprintln!("password of {name} changed");
+                }
+                UserCommand::Show { name, json } => show(&users, &name, json).await?,
+                UserCommand::List { json } => list(&users, json).await?,
+                UserCommand::Disable { name } => set_status(&users, &name, "disabled").await?,
+                UserCommand::Enable { name } => set_status(&users, &name, "active").await?,
+                UserCommand::Rm { name } => {
+                    let username = parse_name(&name)?;
+                    if !users.delete_user(&username).await.map_err(store)? {
+                        bail!("no user {username}");
+                    }
+                    eprintln!("user {username} removed");
+                }
+                UserCommand::Key(cmd) => key(&users, cmd).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_name(name: &str) -> Result<Username> {
+    Username::parse(name).map_err(|e| anyhow!("{name:?}: {e}"))
+}
+
+/// One line for a store failure, with its cause chain.
+fn store(e: StoreError) -> anyhow::Error {
+    anyhow!(error_chain(&e))
+}
+
+fn source(p: &PasswordArgs) -> Option<PasswordSource> {
+    if p.password_stdin {
+        Some(PasswordSource::Stdin)
+    } else if p.generate_password {
+        Some(PasswordSource::Generate)
+    } else {
+        None
+    }
+}
+
+async fn existing(users: &DynamoUserStore, name: &str) -> Result<Map<String, Value>> {
+    let username = parse_name(name)?;
+    match users.get_raw(&username).await.map_err(store)? {
+        Some(Value::Object(m)) => Ok(m),
+        _ => bail!("no user {username}"),
+    }
+}
+
+/// Checks the record with the auth function's own parser, then writes it.
+async fn write(
+    users: &DynamoUserStore,
+    record: &Map<String, Value>,
+    overwrite: bool,
+) -> Result<bool> {
+    let value = Value::Object(record.clone());
+    UserRecord::from_json(value.clone()).map_err(|e| anyhow!("{e}"))?;
+    users.put_user(&value, overwrite).await.map_err(store)
+}
+
+async fn set_password(
+    aws: &Aws,
+    target: &Target,
+    record: &mut Map<String, Value>,
+    source: PasswordSource,
+) -> Result<()> {
+    let password = read_password(source, true)?;
+    let keyring = aws.salts(target)?.load_keyring().await.map_err(store)?;
+    let hash = hash_password(keyring.current_salt(), &password).map_err(|e| anyhow!("{e}"))?;
+    record.insert("passwordHash".into(), json!(hash));
+    record.insert("saltVersion".into(), json!(keyring.current_version()));
+    Ok(())
+}
+
+async fn add(aws: &Aws, target: &Target, users: &DynamoUserStore, a: AddArgs) -> Result<()> {
+    let username = parse_name(&a.name)?;
+    let mut record = if a.update {
+        existing(users, &a.name).await?
+    } else {
+        Map::new()
+    };
+    record.insert("username".into(), json!(username.as_str()));
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            record.insert(k.to_owned(), v);
+        }
+    };
+    set("bucket", a.bucket.map(Value::from));
+    set("home", a.home.map(Value::from));
+    set("iamPolicyArn", a.policy_arn.map(Value::from));
+    set("roleArn", a.role_arn.map(Value::from));
+    set("chroot", a.chroot.then_some(json!(true)));
+    let non_empty = |v: Vec<String>| (!v.is_empty()).then(|| json!(v));
+    set("allowedIps", non_empty(a.allow_ips));
+    set("allowedServers", non_empty(a.servers));
+    set(
+        "protocols",
+        non_empty(a.protocols.iter().map(|p| p.to_ascii_uppercase()).collect()),
+    );
+    set(
+        "expiresAt",
+        a.expires
+            .as_deref()
+            .map(parse_date)
+            .transpose()?
+            .map(Value::from),
+    );
+    if !a.keys.is_empty() {
+        let mut keys = Vec::new();
+        for file in &a.keys {
+            keys.extend(read_keys(file)?.into_iter().map(|k| json!({"key": k})));
+        }
+        record.insert("publicKeys".into(), Value::Array(keys));
+    }
+    record.entry("status").or_insert_with(|| json!("active"));
+    for required in ["bucket", "home", "iamPolicyArn"] {
+        if !record.contains_key(required) {
+            let flag = match required {
+                "iamPolicyArn" => "--policy-arn",
+                "bucket" => "--bucket",
+                _ => "--home",
+            };
+            bail!("{flag} is required for a new user");
+        }
+    }
+    match source(&a.password) {
+        Some(s) => set_password(aws, target, &mut record, s).await?,
+        None if a.no_password => {
+            record.remove("passwordHash");
+            record.remove("saltVersion");
+        }
+        // An update keeps the stored password unless a new one is asked for.
+        None if a.update => {}
+        None => set_password(aws, target, &mut record, PasswordSource::Prompt).await?,
+    }
+    if !write(users, &record, a.update).await? {
+        bail!("user {username} already exists (use --update to change it)");
+    }
+    eprintln!(
+        "user {username} {}",
+        if a.update { "updated" } else { "created" }
+    );
+    Ok(())
+}
+
+/// The record for display: no hash, keys with fingerprints.
+fn public_view(mut record: Map<String, Value>) -> Map<String, Value> {
+    let has_password = record.remove("passwordHash").is_some();
+    record.insert(
+        "password".into(),
+        json!(if has_password { "set" } else { "none" }),
+    );
+    record
+}
+
+async fn show(users: &DynamoUserStore, name: &str, as_json: bool) -> Result<()> {
+    let record = public_view(existing(users, name).await?);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+        return Ok(());
+    }
+    for (k, v) in &record {
+        match (k.as_str(), v) {
+            ("publicKeys", Value::Array(keys)) => {
+                println!("{k:<22}{} key(s)", keys.len());
+                for line in key_lines(keys) {
+                    println!("  {line}");
+                }
+            }
+            (_, Value::String(s)) => println!("{k:<22}{s}"),
+            _ => println!("{k:<22}{v}"),
+        }
+    }
+    Ok(())
+}
+
+fn key_lines(keys: &[Value]) -> Vec<String> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let (text, expires) = match k {
+                Value::String(s) => (s.as_str(), None),
+                other => (
+                    other.get("key").and_then(Value::as_str).unwrap_or(""),
+                    other.get("expiresAt").and_then(Value::as_i64),
+                ),
+            };
+            let kind = text.split_ascii_whitespace().next().unwrap_or("?");
+            let comment = text.split_ascii_whitespace().nth(2).unwrap_or("");
+            let fp = fingerprint(text).unwrap_or_else(|| "(unreadable key)".into());
+            let exp = expires.map_or(String::new(), |t| format!(" expires {t}"));
+            format!("{:>2}  {kind:<20} {fp} {comment}{exp}", i + 1)
+        })
+        .collect()
+}
+
+async fn list(users: &DynamoUserStore, as_json: bool) -> Result<()> {
+    let mut all = Vec::new();
+    let mut start = None;
+    loop {
+        let page = users.list_users(start).await.map_err(store)?;
+        all.extend(page.users.into_iter().filter_map(|v| match v {
+            Value::Object(m) => Some(public_view(m)),
+            _ => None,
+        }));
+        match page.next {
+            Some(n) => start = Some(n),
+            None => break,
+        }
+    }
+    all.sort_by(|a, b| {
+        a.get("username")
+            .and_then(Value::as_str)
+            .cmp(&b.get("username").and_then(Value::as_str))
+    });
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    println!(
+        "{:<32} {:<9} {:<8} {:<5} HOME",
+        "USERNAME", "STATUS", "PASSWORD", "KEYS"
+    );
+    for u in &all {
+        let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let keys = u
+            .get("publicKeys")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let status = if s("status").is_empty() {
+            "active".to_owned()
+        } else {
+            s("status")
+        };
+        let chroot = if u.get("chroot") == Some(&json!(true)) {
+            " (chroot)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<32} {:<9} {:<8} {:<5} /{}/{}{chroot}",
+            s("username"),
+            status,
+            s("password"),
+            keys,
+            s("bucket"),
+            s("home").trim_matches('/')
+        );
+    }
+    eprintln!("{} user(s)", all.len());
+    Ok(())
+}
+
+async fn set_status(users: &DynamoUserStore, name: &str, status: &str) -> Result<()> {
+    let mut record = existing(users, name).await?;
+    record.insert("status".into(), json!(status));
+    write(users, &record, true).await?;
+    eprintln!("user {name} is now {status}");
+    Ok(())
+}
+
+async fn key(users: &DynamoUserStore, cmd: KeyCommand) -> Result<()> {
+    match cmd {
+        KeyCommand::List { name } => {
+            let record = existing(users, &name).await?;
+            let keys = record
+                .get("publicKeys")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for line in key_lines(&keys) {
+                println!("{line}");
+            }
+        }
+        KeyCommand::Add {
+            name,
+            file,
+            expires,
+        } => {
+            let mut record = existing(users, &name).await?;
+            let expires = expires.as_deref().map(parse_date).transpose()?;
+            let mut keys = record
+                .get("publicKeys")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for k in read_keys(&file)? {
+                let id = key_identity(&k).map(|(t, b)| (t.to_owned(), b.to_owned()));
+                let dup = keys.iter().any(|e| {
+                    let text = e
+                        .as_str()
+                        .or_else(|| e.get("key").and_then(Value::as_str))
+                        .unwrap_or("");
+                    key_identity(text).map(|(t, b)| (t.to_owned(), b.to_owned())) == id
+                });
+                if dup {
+                    eprintln!("skipped a key {name} already has");
+                    continue;
+                }
+                let mut entry = json!({"key": k});
+                if let Some(t) = expires {
+                    entry["expiresAt"] = json!(t);
+                }
+                keys.push(entry);
+            }
+            record.insert("publicKeys".into(), Value::Array(keys));
+            write(users, &record, true).await?;
+            eprintln!("keys of {name} updated");
+        }
+        KeyCommand::Rm { name, key } => {
+            let mut record = existing(users, &name).await?;
+            let mut keys = record
+                .get("publicKeys")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let before = keys.len();
+            if let Ok(n) = key.parse::<usize>() {
+                if n == 0 || n > keys.len() {
+                    bail!("{name} has no key number {n}");
+                }
+                keys.remove(n - 1);
+            } else {
+                keys.retain(|e| {
+                    let text = e
+                        .as_str()
+                        .or_else(|| e.get("key").and_then(Value::as_str))
+                        .unwrap_or("");
+                    fingerprint(text).as_deref() != Some(key.as_str())
+                });
+                if keys.len() == before {
+                    bail!("{name} has no key with fingerprint {key}");
+                }
+            }
+            record.insert("publicKeys".into(), Value::Array(keys));
+            write(users, &record, true).await?;
+            eprintln!("key removed from {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn login(aws: &Aws, target: &Target, a: LoginArgs) -> Result<ExitCode> {
+    let username = parse_name(&a.name)?;
+    let protocol = Protocol::parse(&a.protocol).context("--protocol must be SFTP, FTPS or FTP")?;
+    let source_ip = a
+        .source_ip
+        .parse()
+        .context("--source-ip is not an IP address")?;
+    let offered_key = a
+        .key
+        .as_deref()
+        .map(read_keys)
+        .transpose()?
+        .and_then(|k| k.into_iter().next());
+    let credential = match &offered_key {
+        Some(_) => Credential::PublicKey,
+        None => {
+            let src = if a.password_stdin {
+                PasswordSource::Stdin
+            } else {
+                PasswordSource::Prompt
+            };
+            Credential::Password(read_password(src, false)?)
+        }
+    };
+    let auth = Authenticator::new(
+        aws.users(target)?,
+        aws.salts(target)?,
+        IamPolicySource::new(aws_sdk_iam::Client::new(&aws.sdk)),
+        Settings {
+            default_role_arn: a.default_role_arn,
+            salt_cache: Duration::ZERO,
+            policy_cache: Duration::ZERO,
+        },
+    );
+    let request = AuthRequest {
+        username,
+        credential,
+        protocol,
+        server_id: a.server,
+        source_ip,
+    };
+    let decision = auth.authenticate(&request).await;
+    let response = match decision {
+        Decision::Deny(reason) => {
+            println!("{{}}");
+            eprintln!("denied: {}", reason.code());
+            return Ok(ExitCode::from(1));
+        }
+        Decision::Allow(r) => r,
+    };
+    // Transfer accepts a key login only when the offered key is among those returned.
+    if let Some(offered) = &offered_key {
+        let offered_id = key_identity(offered);
+        let listed = response
+            .public_keys
+            .iter()
+            .flatten()
+            .any(|k| key_identity(k) == offered_id);
+        if !listed {
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            eprintln!("denied: the offered key is not among the user's live keys");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&response)?);
+    eprintln!("allowed");
+    Ok(ExitCode::SUCCESS)
+}

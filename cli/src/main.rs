@@ -1,0 +1,184 @@
+//! The `ferry` command: user administration against the users table and salt keyring, and
+//! `ferry login`, which runs one login through the real auth handler. Wiring and argument
+//! parsing here; the commands live in `commands`.
+
+mod commands;
+mod input;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Administer ferry users and try logins"
+)]
+struct Cli {
+    #[command(flatten)]
+    target: Target,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where users and salts live (AWS, or anything speaking its API: DynamoDB Local, moto). The
+/// standard credential chain and `AWS_ENDPOINT_URL*` variables apply.
+#[derive(Debug, Args)]
+struct Target {
+    /// Users table name
+    #[arg(long, env = "USERS_TABLE", global = true)]
+    table: Option<String>,
+    /// Salt keyring secret id or ARN
+    #[arg(long = "salt-secret", env = "SALT_SECRET_ID", global = true)]
+    salt_secret: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Run one login through the auth handler and print the answer Transfer Family would get.
+    /// Exits 0 when the login is allowed, 1 when it is denied.
+    Login(LoginArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user (or change one with --update)
+    Add(AddArgs),
+    /// Set a new password
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Show a user (never the password hash)
+    Show {
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every user, page by page
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse every login of a user from now on
+    Disable { name: String },
+    /// Allow a disabled user to log in again
+    Enable { name: String },
+    /// Delete a user
+    Rm { name: String },
+    /// Manage a user's SSH public keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Add the public key(s) in FILE (one per line, OpenSSH format)
+    Add {
+        name: String,
+        file: std::path::PathBuf,
+        /// Expiry of the added key(s): YYYY-MM-DD (UTC midnight), RFC 3339 or epoch seconds
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Remove a key by its number in `key list` or its SHA256 fingerprint
+    Rm { name: String, key: String },
+    /// List keys with their fingerprints
+    List { name: String },
+}
+
+#[derive(Debug, Args)]
+struct AddArgs {
+    name: String,
+    /// S3 bucket of the home directory
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Prefix in the bucket (the user lands in /BUCKET/HOME)
+    #[arg(long)]
+    home: Option<String>,
+    /// ARN of the managed scope-down policy
+    #[arg(long = "policy-arn")]
+    policy_arn: Option<String>,
+    /// Role for this user (default: the auth function's DEFAULT_ROLE_ARN)
+    #[arg(long = "role-arn")]
+    role_arn: Option<String>,
+    /// Lock the user into their home (LOGICAL home with / mapped to /BUCKET/HOME)
+    #[arg(long)]
+    chroot: bool,
+    /// Public key file(s) to accept for key logins
+    #[arg(long = "key")]
+    keys: Vec<std::path::PathBuf>,
+    /// Allowed source address or CIDR (repeatable; default: any)
+    #[arg(long = "allow-ip")]
+    allow_ips: Vec<String>,
+    /// Allowed Transfer server id (repeatable; default: any)
+    #[arg(long = "server")]
+    servers: Vec<String>,
+    /// Allowed protocol: SFTP, FTPS or FTP (repeatable; default: any)
+    #[arg(long = "protocol")]
+    protocols: Vec<String>,
+    /// Account expiry: YYYY-MM-DD (UTC midnight), RFC 3339 or epoch seconds
+    #[arg(long)]
+    expires: Option<String>,
+    /// Change an existing user: given options replace stored ones, the rest is kept
+    #[arg(long)]
+    update: bool,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// Create a user who logs in with keys only
+    #[arg(long = "no-password", conflicts_with_all = ["password_stdin", "generate_password"])]
+    no_password: bool,
+}
+
+#[derive(Debug, Args)]
+struct PasswordArgs {
+    /// Read the password from standard input (one line)
+    #[arg(long = "password-stdin", conflicts_with = "generate_password")]
+    password_stdin: bool,
+    /// Generate a random password and print it once
+    #[arg(long = "generate-password")]
+    generate_password: bool,
+}
+
+#[derive(Debug, Args)]
+struct LoginArgs {
+    name: String,
+    /// Log in with this public key instead of a password
+    #[arg(long)]
+    key: Option<std::path::PathBuf>,
+    /// Read the password from standard input instead of a prompt
+    #[arg(long = "password-stdin")]
+    password_stdin: bool,
+    #[arg(long = "source-ip", default_value = "127.0.0.1")]
+    source_ip: String,
+    #[arg(long = "server", default_value = "s-local")]
+    server: String,
+    #[arg(long = "protocol", default_value = "SFTP")]
+    protocol: String,
+    /// Role answered for users without their own
+    #[arg(
+        long = "default-role-arn",
+        env = "DEFAULT_ROLE_ARN",
+        default_value = "arn:aws:iam::000000000000:role/ferry-default-user"
+    )]
+    default_role_arn: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The `ferry` command against DynamoDB Local and moto: user administration end to end, and
+//! `ferry login` giving the auth handler's answer.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use anyhow::Result;
+use ferry_tests::Fixture;
+use ferry_tests::fixture::SAMPLE_KEY;
+use ferry_tests::runtime_api::workspace_binary;
+use serde_json::Value;
+
+struct Ferry<'a> {
+    f: &'a Fixture,
+}
+
+impl Ferry<'_> {
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(workspace_binary("ferry").unwrap())
+            .args(args)
+            .env("USERS_TABLE", &self.f.table)
+            .env("SALT_SECRET_ID", &self.f.secret_id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "ferry {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `ferry login` with a password on stdin: (exit code, stderr).
+    fn login(&self, name: &str, password: &str) -> (i32, String) {
+        let out = self.run(
+            &["login", name, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn add_args<'a>(f: &'a Fixture, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "user",
+        "add",
+        name,
+        "--bucket",
+        "ferry-cli",
+        "--home",
+        name,
+        "--policy-arn",
+        &f.policy_arn,
+    ]
+}
+
+#[tokio::test]
+async fn a_user_added_with_a_password_can_log_in_and_only_with_it() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    let mut args = add_args(&f, "Alice");
+    args.push("--password-stdin");
+    ferry.ok(&args, "s3cret pass\n");
+    let out = ferry.run(&["login", "alice", "--password-stdin"], "s3cret pass\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let response: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        response["HomeDirectory"], "/ferry-cli/Alice",
+        "home as given, username lowercased"
+    );
+    assert!(
+        response["Policy"]
+            .as_str()
+            .unwrap()
+            .contains("transfer:HomeFolder")
+    );
+    let (code, err) = ferry.login("alice", "wrong");
+    assert_eq!(code, 1);
+    assert!(err.contains("wrong_password"), "{err}");
+
+    // Adding the same user again is refused unless --update.
+    let again = ferry.run(&args, "other\n");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(
+        ferry.login("alice", "s3cret pass").0,
+        0,
+        "the refused add changed nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn show_and_list_never_print_the_hash() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    for name in ["bob", "carol"] {
+        let mut args = add_args(&f, name);
+        args.extend(["--password-stdin", "--chroot", "--allow-ip", "10.0.0.0/8"]);
+        ferry.ok(&args, "pw-123\n");
+    }
+    let shown = ferry.ok(&["user", "show", "bob"], "");
+    assert!(
+        shown.contains("password") && shown.contains("set"),
+        "{shown}"
+    );
+    assert!(shown.contains("10.0.0.0/8"));
+    let listed = ferry.ok(&["user", "list"], "");
+    assert!(
+        listed.contains("bob") && listed.contains("carol") && listed.contains("(chroot)"),
+        "{listed}"
+    );
+    let json: Value = serde_json::from_str(&ferry.ok(&["user", "list", "--json"], ""))?;
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    for text in [
+        shown,
+        listed,
+        json.to_string(),
+        ferry.ok(&["user", "show", "carol", "--json"], ""),
+    ] {
+        assert!(
+            !text.contains("argon2") && !text.contains("passwordHash"),
+            "{text}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn disable_enable_passwd_and_rm_take_effect_at_the_next_login() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    let mut args = add_args(&f, "dave");
+    args.push("--password-stdin");
+    ferry.ok(&args, "first\n");
+    ferry.ok(&["user", "disable", "dave"], "");
+    let (code, err) = ferry.login("dave", "first");
+    assert_eq!(code, 1);
+    assert!(err.contains("disabled"), "{err}");
+    ferry.ok(&["user", "enable", "dave"], "");
+    assert_eq!(ferry.login("dave", "first").0, 0);
+    ferry.ok(&["user", "passwd", "dave", "--password-stdin"], "second\n");
+    assert_eq!(ferry.login("dave", "first").0, 1);
+    assert_eq!(ferry.login("dave", "second").0, 0);
+    ferry.ok(&["user", "rm", "dave"], "");
+    let (code, err) = ferry.login("dave", "second");
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown_user"), "{err}");
+    assert_eq!(
+        ferry.run(&["user", "show", "dave"], "").status.code(),
+        Some(2)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn keys_are_added_listed_used_for_login_and_removed() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    let dir = std::env::temp_dir().join(ferry_tests::fixture::unique("keys"));
+    std::fs::create_dir_all(&dir)?;
+    let key_file = dir.join("id.pub");
+    std::fs::write(&key_file, format!("{SAMPLE_KEY}\n"))?;
+    let key_path = key_file.to_str().unwrap();
+    let mut args = add_args(&f, "erin");
+    args.push("--no-password");
+    ferry.ok(&args, "");
+    assert_eq!(
+        ferry
+            .run(&["login", "erin", "--key", key_path], "")
+            .status
+            .code(),
+        Some(1),
+        "no key yet"
+    );
+    ferry.ok(&["user", "key", "add", "erin", key_path], "");
+    ferry.ok(&["user", "key", "add", "erin", key_path], ""); // a duplicate is skipped
+    let listed = ferry.ok(&["user", "key", "list", "erin"], "");
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(
+        listed.contains("SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU"),
+        "{listed}"
+    );
+    let out = ferry.run(&["login", "erin", "--key", key_path], "");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PublicKeys"));
+    // A key-only user has no password to guess.
+    assert_eq!(ferry.login("erin", "anything").0, 1);
+    ferry.ok(&["user", "key", "rm", "erin", "1"], "");
+    assert_eq!(
+        ferry
+            .run(&["login", "erin", "--key", key_path], "")
+            .status
+            .code(),
+        Some(1)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_and_missing_resources_get_one_clear_line_and_a_non_zero_exit() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    let mut bad_ip = add_args(&f, "frank");
+    bad_ip.extend(["--password-stdin", "--allow-ip", "10.0.0.0/99"]);
+    let out = ferry.run(&bad_ip, "pw\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allowedIps"));
+    let missing = ferry.run(
+        &[
+            "user",
+            "add",
+            "gina",
+            "--bucket",
+            "b-1b",
+            "--home",
+            "h",
+            "--password-stdin",
+        ],
+        "pw\n",
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--policy-arn"));
+    let out = ferry.run(&["user", "show", "x"], "");
+    assert_eq!(out.status.code(), Some(2), "bad username");
+
+    let out = Command::new(workspace_binary("ferry")?)
+        .args(["user", "list"])
+        .env("USERS_TABLE", "no-such-table-anywhere")
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("non-existent table") || err.contains("ResourceNotFound"),
+        "{err}"
+    );
+
+    let out = Command::new(workspace_binary("ferry")?)
+        .args(["user", "list"])
+        .env_remove("USERS_TABLE")
+        .output()?;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("USERS_TABLE"));
+    Ok(())
+}
