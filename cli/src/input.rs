@@ -5,8 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
-use ferry_core::password::Password;
-use rand_core::RngCore;
+use ferry_core::password::{Password, generate_password};
 use sha2::{Digest, Sha256};
 
 /// How to obtain a password.
@@ -51,21 +50,6 @@ pub(crate) fn read_password(source: PasswordSource, confirm: bool) -> Result<Pas
         }
     };
     Password::parse(text).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// 24 characters from an unambiguous alphabet (≈ 140 bits), uniformly drawn.
-pub(crate) fn generate_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let limit = 256 - 256 % ALPHABET.len();
-    let mut out = String::with_capacity(24);
-    while out.len() < 24 {
-        let mut byte = [0u8; 1];
-        rand_core::OsRng.fill_bytes(&mut byte);
-        if (byte[0] as usize) < limit {
-            out.push(ALPHABET[byte[0] as usize % ALPHABET.len()] as char);
-        }
-    }
-    out
 }
 
 /// Epoch seconds from `YYYY-MM-DD` (UTC midnight), `YYYY-MM-DDTHH:MM:SSZ` or a plain number.
@@ -174,13 +158,6 @@ mod tests {
         ] {
             assert!(parse_date(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn generated_passwords_are_long_and_differ() {
-        let (a, b) = (generate_password(), generate_password());
-        assert_eq!(a.len(), 24);
-        assert_ne!(a, b);
     }
 
     #[test]

@@ -28,28 +28,12 @@ impl DynamoUserStore {
 }
 
 impl UserStore for DynamoUserStore {
-    #[instrument(skip(self), fields(table = %self.table))]
     async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("username", AttributeValue::S(username.as_str().to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable {
-                what: "DynamoDB",
-                source: Box::new(e),
-            })?;
-        match out.item {
+        match self.get_raw(username).await? {
             None => Ok(None),
-            Some(item) => {
-                let json = item_to_json(&item)?;
-                UserRecord::from_json(json)
-                    .map(Some)
-                    .map_err(|e| StoreError::Malformed(e.to_string()))
-            }
+            Some(json) => UserRecord::from_json(json)
+                .map(Some)
+                .map_err(|e| StoreError::Malformed(e.to_string())),
         }
     }
 }

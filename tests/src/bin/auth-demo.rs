@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> Result<()> {
     let f = Fixture::new().await?;
-    let password = random_password();
+    let password = ferry_core::password::generate_password();
     f.put_user(
         "demo",
         Some(&password),
@@ -54,20 +54,4 @@ async fn main() -> Result<()> {
     child.kill()?;
     child.wait()?;
     Ok(())
-}
-
-fn random_password() -> String {
-    use rand_core::RngCore;
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    // Rejection sampling keeps every character equally likely.
-    let limit = 256 - 256 % ALPHABET.len();
-    let mut out = String::new();
-    while out.len() < 20 {
-        let mut byte = [0u8; 1];
-        rand_core::OsRng.fill_bytes(&mut byte);
-        if (byte[0] as usize) < limit {
-            out.push(ALPHABET[byte[0] as usize % ALPHABET.len()] as char);
-        }
-    }
-    out
 }
