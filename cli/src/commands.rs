@@ -22,7 +22,7 @@ use crate::input::{
 use crate::{AddArgs, Cli, Command, KeyCommand, LoginArgs, PasswordArgs, Target, UserCommand};
 
 /// The AWS side: clients built once.
-struct Aws {
+pub(crate) struct Aws {
     sdk: aws_config::SdkConfig,
 }
 
@@ -33,7 +33,7 @@ impl Aws {
         }
     }
 
-    fn users(&self, target: &Target) -> Result<DynamoUserStore> {
+    pub(crate) fn users(&self, target: &Target) -> Result<DynamoUserStore> {
         let table = target
             .table
             .as_deref()
@@ -44,7 +44,7 @@ impl Aws {
         ))
     }
 
-    fn salts(&self, target: &Target) -> Result<SecretsManagerSaltSource> {
+    pub(crate) fn salts(&self, target: &Target) -> Result<SecretsManagerSaltSource> {
         let id = target
             .salt_secret
             .as_deref()
@@ -84,18 +84,21 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
                     eprintln!("user {username} removed");
                 }
                 UserCommand::Key(cmd) => key(&users, cmd).await?,
+                UserCommand::Import(args) => {
+                    return crate::import::import(&aws, target, &users, args).await;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn parse_name(name: &str) -> Result<Username> {
+pub(crate) fn parse_name(name: &str) -> Result<Username> {
     Username::parse(name).map_err(|e| anyhow!("{name:?}: {e}"))
 }
 
 /// One line for a store failure, with its cause chain.
-fn store(e: StoreError) -> anyhow::Error {
+pub(crate) fn store(e: StoreError) -> anyhow::Error {
     anyhow!(error_chain(&e))
 }
 
@@ -118,7 +121,7 @@ async fn existing(users: &DynamoUserStore, name: &str) -> Result<Map<String, Val
 }
 
 /// Checks the record with the auth function's own parser, then writes it.
-async fn write(
+pub(crate) async fn write(
     users: &DynamoUserStore,
     record: &Map<String, Value>,
     overwrite: bool,
@@ -136,7 +139,75 @@ async fn set_password(
 ) -> Result<()> {
     let password = read_password(source, true)?;
     let keyring = aws.salts(target)?.load_keyring().await.map_err(store)?;
-    let hash = hash_password(keyring.current_salt(), &password).map_err(|e| anyhow!("{e}"))?;
+    put_hash(record, &keyring, &password)
+}
+
+/// The record attributes `user add` and `user import` can set; `None`/empty leaves a stored
+/// value alone.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    pub(crate) bucket: Option<String>,
+    pub(crate) home: Option<String>,
+    pub(crate) policy_arn: Option<String>,
+    pub(crate) role_arn: Option<String>,
+    pub(crate) chroot: Option<bool>,
+    pub(crate) keys: Vec<String>,
+    pub(crate) allow_ips: Vec<String>,
+    pub(crate) servers: Vec<String>,
+    pub(crate) protocols: Vec<String>,
+    pub(crate) expires_at: Option<i64>,
+}
+
+/// Writes `fields` over `record` and checks that a new user has what it needs.
+pub(crate) fn apply_fields(
+    record: &mut Map<String, Value>,
+    username: &Username,
+    f: Fields,
+) -> Result<()> {
+    record.insert("username".into(), json!(username.as_str()));
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            record.insert(k.to_owned(), v);
+        }
+    };
+    let non_empty = |v: Vec<String>| (!v.is_empty()).then(|| json!(v));
+    set("bucket", f.bucket.map(Value::from));
+    set("home", f.home.map(Value::from));
+    set("iamPolicyArn", f.policy_arn.map(Value::from));
+    set("roleArn", f.role_arn.map(Value::from));
+    set("chroot", f.chroot.map(Value::from));
+    set("allowedIps", non_empty(f.allow_ips));
+    set("allowedServers", non_empty(f.servers));
+    set(
+        "protocols",
+        non_empty(f.protocols.iter().map(|p| p.to_ascii_uppercase()).collect()),
+    );
+    set("expiresAt", f.expires_at.map(Value::from));
+    set(
+        "publicKeys",
+        (!f.keys.is_empty())
+            .then(|| Value::Array(f.keys.into_iter().map(|k| json!({"key": k})).collect())),
+    );
+    record.entry("status").or_insert_with(|| json!("active"));
+    for (attr, flag) in [
+        ("bucket", "--bucket"),
+        ("home", "--home"),
+        ("iamPolicyArn", "--policy-arn"),
+    ] {
+        if !record.contains_key(attr) {
+            bail!("{flag} is required for a new user");
+        }
+    }
+    Ok(())
+}
+
+/// Hashes `password` under the keyring's current salt into the record.
+pub(crate) fn put_hash(
+    record: &mut Map<String, Value>,
+    keyring: &ferry_core::keyring::Keyring,
+    password: &ferry_core::password::Password,
+) -> Result<()> {
+    let hash = hash_password(keyring.current_salt(), password).map_err(|e| anyhow!("{e}"))?;
     record.insert("passwordHash".into(), json!(hash));
     record.insert("saltVersion".into(), json!(keyring.current_version()));
     Ok(())
@@ -149,50 +220,23 @@ async fn add(aws: &Aws, target: &Target, users: &DynamoUserStore, a: AddArgs) ->
     } else {
         Map::new()
     };
-    record.insert("username".into(), json!(username.as_str()));
-    let mut set = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            record.insert(k.to_owned(), v);
-        }
+    let mut keys = Vec::new();
+    for file in &a.keys {
+        keys.extend(read_keys(file)?);
+    }
+    let fields = Fields {
+        bucket: a.bucket,
+        home: a.home,
+        policy_arn: a.policy_arn,
+        role_arn: a.role_arn,
+        chroot: a.chroot.then_some(true),
+        keys,
+        allow_ips: a.allow_ips,
+        servers: a.servers,
+        protocols: a.protocols,
+        expires_at: a.expires.as_deref().map(parse_date).transpose()?,
     };
-    set("bucket", a.bucket.map(Value::from));
-    set("home", a.home.map(Value::from));
-    set("iamPolicyArn", a.policy_arn.map(Value::from));
-    set("roleArn", a.role_arn.map(Value::from));
-    set("chroot", a.chroot.then_some(json!(true)));
-    let non_empty = |v: Vec<String>| (!v.is_empty()).then(|| json!(v));
-    set("allowedIps", non_empty(a.allow_ips));
-    set("allowedServers", non_empty(a.servers));
-    set(
-        "protocols",
-        non_empty(a.protocols.iter().map(|p| p.to_ascii_uppercase()).collect()),
-    );
-    set(
-        "expiresAt",
-        a.expires
-            .as_deref()
-            .map(parse_date)
-            .transpose()?
-            .map(Value::from),
-    );
-    if !a.keys.is_empty() {
-        let mut keys = Vec::new();
-        for file in &a.keys {
-            keys.extend(read_keys(file)?.into_iter().map(|k| json!({"key": k})));
-        }
-        record.insert("publicKeys".into(), Value::Array(keys));
-    }
-    record.entry("status").or_insert_with(|| json!("active"));
-    for required in ["bucket", "home", "iamPolicyArn"] {
-        if !record.contains_key(required) {
-            let flag = match required {
-                "iamPolicyArn" => "--policy-arn",
-                "bucket" => "--bucket",
-                _ => "--home",
-            };
-            bail!("{flag} is required for a new user");
-        }
-    }
+    apply_fields(&mut record, &username, fields)?;
     match source(&a.password) {
         Some(s) => set_password(aws, target, &mut record, s).await?,
         None if a.no_password => {

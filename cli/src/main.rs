@@ -3,6 +3,7 @@
 //! parsing here; the commands live in `commands`.
 
 mod commands;
+mod import;
 mod input;
 
 use std::process::ExitCode;
@@ -76,6 +77,23 @@ enum UserCommand {
     /// Manage a user's SSH public keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Create users from a CSV file (see docs/cli.md for the columns); rows that fail are
+    /// reported by line and the rest are written. Exits 1 when any row failed.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    file: std::path::PathBuf,
+    /// Change users that already exist (otherwise they are skipped)
+    #[arg(long)]
+    update: bool,
+    /// Bucket for rows that leave it empty
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Policy ARN for rows that leave it empty
+    #[arg(long = "policy-arn")]
+    policy_arn: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -294,10 +294,10 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
 
     /// The keyring, from the warm cache while it is fresh.
     async fn keyring(&self) -> Result<Arc<Keyring>, StoreError> {
-        if let Some((at, k)) = &*lock(&self.keyring) {
-            if at.elapsed() < self.settings.salt_cache {
-                return Ok(Arc::clone(k));
-            }
+        if let Some((at, k)) = &*lock(&self.keyring)
+            && at.elapsed() < self.settings.salt_cache
+        {
+            return Ok(Arc::clone(k));
         }
         let fresh = Arc::new(self.salts.load_keyring().await?);
         *lock(&self.keyring) = Some((Instant::now(), Arc::clone(&fresh)));
@@ -306,10 +306,10 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
 
     /// A policy document by ARN, from the warm cache while it is fresh.
     async fn policy(&self, arn: &str) -> Result<Arc<PolicyDocument>, StoreError> {
-        if let Some((at, doc)) = lock(&self.policy_docs).get(arn) {
-            if at.elapsed() < self.settings.policy_cache {
-                return Ok(Arc::clone(doc));
-            }
+        if let Some((at, doc)) = lock(&self.policy_docs).get(arn)
+            && at.elapsed() < self.settings.policy_cache
+        {
+            return Ok(Arc::clone(doc));
         }
         let fresh = Arc::new(self.policies.load_policy(arn).await?);
         let mut cache = lock(&self.policy_docs);

@@ -180,10 +180,10 @@ impl UserRecord {
         if !policy_arn.starts_with("arn:") || !policy_arn.contains(":policy/") {
             return Err(bad("iamPolicyArn is not an IAM policy ARN"));
         }
-        if let Some(role) = &raw.role_arn {
-            if !role.starts_with("arn:") || !role.contains(":role/") {
-                return Err(bad("roleArn is not an IAM role ARN"));
-            }
+        if let Some(role) = &raw.role_arn
+            && (!role.starts_with("arn:") || !role.contains(":role/"))
+        {
+            return Err(bad("roleArn is not an IAM role ARN"));
         }
         if raw.password_hash.is_some() && raw.salt_version.is_none() {
             return Err(bad("passwordHash without saltVersion"));

@@ -272,3 +272,112 @@ async fn bad_input_and_missing_resources_get_one_clear_line_and_a_non_zero_exit(
     assert!(String::from_utf8_lossy(&out.stderr).contains("USERS_TABLE"));
     Ok(())
 }
+
+#[tokio::test]
+async fn import_writes_good_rows_reports_bad_ones_by_line_and_is_safe_to_rerun() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    let dir = std::env::temp_dir().join(ferry_tests::fixture::unique("import"));
+    std::fs::create_dir_all(&dir)?;
+    let csv = dir.join("users.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "username,password,home,chroot,public_keys,allowed_ips,protocols\n\
+             imp-one,pass-one,one,,,,\n\
+             imp-two,\"pa,ss \"\"two\"\"\",two,true,,10.0.0.0/8;192.0.2.0/24,SFTP;FTPS\n\
+             imp-bad,pass,bad,,,10.0.0.0/99,\n\
+             imp-keys,,keys,,{SAMPLE_KEY},,\n\
+             imp-nothing,,nothing,,,,\n\
+             x,pass,x,,,,\n\
+             imp-chroot,pass,c,maybe,,,\n"
+        ),
+    )?;
+    let path = csv.to_str().unwrap();
+    let args = [
+        "user",
+        "import",
+        path,
+        "--bucket",
+        "ferry-import",
+        "--policy-arn",
+        &f.policy_arn,
+    ];
+    let out = ferry.run(&args, "");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for (line, why) in [
+        (4, "allowedIps"),
+        (6, "password or a public key"),
+        (7, "username"),
+        (8, "chroot"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&format!("line {line}:")) && l.contains(why)),
+            "line {line} ({why}) in: {err}"
+        );
+    }
+    assert!(
+        err.contains("3 created, 0 updated, 0 skipped (already there), 4 failed"),
+        "{err}"
+    );
+    assert_eq!(ferry.login("imp-one", "pass-one").0, 0);
+    // imp-two may only log in from its allowed networks.
+    assert_eq!(ferry.login("imp-two", "pa,ss \"two\"").0, 1);
+    let from_allowed = ferry.run(
+        &[
+            "login",
+            "imp-two",
+            "--password-stdin",
+            "--source-ip",
+            "10.1.2.3",
+        ],
+        "pa,ss \"two\"\n",
+    );
+    assert_eq!(
+        from_allowed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from_allowed.stderr)
+    );
+    let two: Value = serde_json::from_str(&ferry.ok(&["user", "show", "imp-two", "--json"], ""))?;
+    assert_eq!(two["chroot"], true);
+    assert_eq!(
+        two["allowedIps"],
+        serde_json::json!(["10.0.0.0/8", "192.0.2.0/24"])
+    );
+    assert_eq!(two["protocols"], serde_json::json!(["SFTP", "FTPS"]));
+    let key_file = dir.join("k.pub");
+    std::fs::write(&key_file, SAMPLE_KEY)?;
+    assert_eq!(
+        ferry
+            .run(
+                &["login", "imp-keys", "--key", key_file.to_str().unwrap()],
+                ""
+            )
+            .status
+            .code(),
+        Some(0)
+    );
+
+    // Running it again adds nothing and changes nothing.
+    let again = ferry.run(&args, "");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("0 created, 0 updated, 3 skipped (already there), 4 failed"),
+        "{err}"
+    );
+    assert_eq!(ferry.login("imp-one", "pass-one").0, 0);
+
+    // An unknown column is refused before any row is touched.
+    std::fs::write(&csv, "username,pasword\nimp-typo,x\n")?;
+    let out = ferry.run(&args, "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown column \"pasword\""));
+    assert_eq!(
+        ferry.run(&["user", "show", "imp-typo"], "").status.code(),
+        Some(2)
+    );
+    Ok(())
+}

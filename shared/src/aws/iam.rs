@@ -23,10 +23,10 @@ fn classify<E>(arn: &str, e: SdkError<E>) -> StoreError
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    if let SdkError::ServiceError(se) = &e {
-        if se.err().code() == Some("NoSuchEntity") {
-            return StoreError::NotFound(format!("policy {arn}"));
-        }
+    if let SdkError::ServiceError(se) = &e
+        && se.err().code() == Some("NoSuchEntity")
+    {
+        return StoreError::NotFound(format!("policy {arn}"));
     }
     StoreError::Unavailable {
         what: "IAM",
