@@ -3,6 +3,7 @@
 //! (the Lambda, the local stack, the CLI) runs. AWS access sits behind the small traits in
 //! [`ports`]; the SDK adapters live in [`aws`], one cargo feature per service.
 
+pub mod access;
 pub mod auth;
 pub mod aws;
 pub mod config;
