@@ -9,8 +9,9 @@ use ferry_core::auth::{Authenticator, Decision, Settings, error_chain};
 use ferry_core::aws::dynamodb::DynamoUserStore;
 use ferry_core::aws::iam::IamPolicySource;
 use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::local::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
 use ferry_core::password::hash_password;
-use ferry_core::ports::{SaltSource, StoreError, UserAdmin};
+use ferry_core::ports::{PolicySource, SaltSource, StoreError, UserAdmin, UserStore};
 use ferry_core::transfer::{AuthRequest, Credential, Protocol};
 use ferry_core::user::UserRecord;
 use ferry_core::username::Username;
@@ -19,63 +20,81 @@ use serde_json::{Map, Value, json};
 use crate::input::{
     PasswordSource, fingerprint, key_identity, parse_date, read_keys, read_password,
 };
-use crate::{AddArgs, Cli, Command, KeyCommand, LoginArgs, PasswordArgs, Target, UserCommand};
+use crate::{AddArgs, Cli, Command, KeyCommand, LoginArgs, PasswordArgs, UserCommand};
 
-/// The AWS side: clients built once.
-pub(crate) struct Aws {
-    sdk: aws_config::SdkConfig,
+/// Where the commands read and write. The salt source is kept as a result because only the
+/// commands that hash or verify need it.
+pub(crate) struct Backend<U, S, P> {
+    pub(crate) users: U,
+    salts: Result<S, String>,
+    policies: P,
+    /// Defaults for a new user (the local data folder has a bucket and a policy of its own).
+    pub(crate) default_bucket: Option<String>,
+    pub(crate) default_policy_arn: Option<String>,
 }
 
-impl Aws {
-    async fn load() -> Self {
-        Self {
-            sdk: aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-        }
-    }
-
-    pub(crate) fn users(&self, target: &Target) -> Result<DynamoUserStore> {
-        let table = target
-            .table
-            .as_deref()
-            .context("no users table: pass --table or set USERS_TABLE")?;
-        Ok(DynamoUserStore::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            table,
-        ))
-    }
-
-    pub(crate) fn salts(&self, target: &Target) -> Result<SecretsManagerSaltSource> {
-        let id = target
-            .salt_secret
-            .as_deref()
-            .context("no salt secret: pass --salt-secret or set SALT_SECRET_ID")?;
-        Ok(SecretsManagerSaltSource::new(
-            aws_sdk_secretsmanager::Client::new(&self.sdk),
-            id,
-        ))
+impl<U, S: SaltSource, P> Backend<U, S, P> {
+    pub(crate) fn salts(&self) -> Result<&S> {
+        self.salts.as_ref().map_err(|e| anyhow!("{e}"))
     }
 }
 
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
-    let aws = Aws::load().await;
-    let target = &cli.target;
-    match cli.command {
-        Command::Login(args) => login(&aws, target, args).await,
+    if let Some(dir) = &cli.target.local {
+        let data = LocalStore::open(dir).map_err(store)?;
+        let backend = Backend {
+            users: &data,
+            salts: Ok(&data),
+            policies: &data,
+            default_bucket: Some(DEFAULT_BUCKET.to_owned()),
+            default_policy_arn: Some(policy_arn(DEFAULT_POLICY)),
+        };
+        return dispatch(&backend, cli.command).await;
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = cli
+        .target
+        .table
+        .as_deref()
+        .context("no users table: pass --table or set USERS_TABLE (or use --local)")?;
+    let backend = Backend {
+        users: DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+        salts: cli
+            .target
+            .salt_secret
+            .as_deref()
+            .map(|id| SecretsManagerSaltSource::new(aws_sdk_secretsmanager::Client::new(&sdk), id))
+            .ok_or_else(|| "no salt secret: pass --salt-secret or set SALT_SECRET_ID".to_owned()),
+        policies: IamPolicySource::new(aws_sdk_iam::Client::new(&sdk)),
+        default_bucket: None,
+        default_policy_arn: None,
+    };
+    dispatch(&backend, cli.command).await
+}
+
+async fn dispatch<U, S, P>(b: &Backend<U, S, P>, command: Command) -> Result<ExitCode>
+where
+    U: UserAdmin + UserStore,
+    S: SaltSource,
+    P: PolicySource,
+{
+    let users = &b.users;
+    match command {
+        Command::Login(args) => login(b, args).await,
         Command::User(cmd) => {
-            let users = aws.users(target)?;
             match cmd {
-                UserCommand::Add(args) => add(&aws, target, &users, args).await?,
+                UserCommand::Add(args) => add(b, args).await?,
                 UserCommand::Passwd { name, password } => {
                     let source = source(&password).unwrap_or(PasswordSource::Prompt);
-                    let mut record = existing(&users, &name).await?;
-                    set_password(&aws, target, &mut record, source).await?;
-                    write(&users, &record, true).await?;
+                    let mut record = existing(users, &name).await?;
+                    set_password(b.salts()?, &mut record, source).await?;
+                    write(users, &record, true).await?;
                     eprintln!("password of {name} changed");
                 }
-                UserCommand::Show { name, json } => show(&users, &name, json).await?,
-                UserCommand::List { json } => list(&users, json).await?,
-                UserCommand::Disable { name } => set_status(&users, &name, "disabled").await?,
-                UserCommand::Enable { name } => set_status(&users, &name, "active").await?,
+                UserCommand::Show { name, json } => show(users, &name, json).await?,
+                UserCommand::List { json } => list(users, json).await?,
+                UserCommand::Disable { name } => set_status(users, &name, "disabled").await?,
+                UserCommand::Enable { name } => set_status(users, &name, "active").await?,
                 UserCommand::Rm { name } => {
                     let username = parse_name(&name)?;
                     if !users.delete_user(&username).await.map_err(store)? {
@@ -83,10 +102,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     eprintln!("user {username} removed");
                 }
-                UserCommand::Key(cmd) => key(&users, cmd).await?,
-                UserCommand::Import(args) => {
-                    return crate::import::import(&aws, target, &users, args).await;
-                }
+                UserCommand::Key(cmd) => key(users, cmd).await?,
+                UserCommand::Import(args) => return crate::import::import(b, args).await,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -112,7 +129,7 @@ fn source(p: &PasswordArgs) -> Option<PasswordSource> {
     }
 }
 
-async fn existing(users: &DynamoUserStore, name: &str) -> Result<Map<String, Value>> {
+async fn existing<U: UserAdmin>(users: &U, name: &str) -> Result<Map<String, Value>> {
     let username = parse_name(name)?;
     match users.get_raw(&username).await.map_err(store)? {
         Some(Value::Object(m)) => Ok(m),
@@ -121,8 +138,8 @@ async fn existing(users: &DynamoUserStore, name: &str) -> Result<Map<String, Val
 }
 
 /// Checks the record with the auth function's own parser, then writes it.
-pub(crate) async fn write(
-    users: &DynamoUserStore,
+pub(crate) async fn write<U: UserAdmin>(
+    users: &U,
     record: &Map<String, Value>,
     overwrite: bool,
 ) -> Result<bool> {
@@ -131,14 +148,13 @@ pub(crate) async fn write(
     users.put_user(&value, overwrite).await.map_err(store)
 }
 
-async fn set_password(
-    aws: &Aws,
-    target: &Target,
+async fn set_password<S: SaltSource>(
+    salts: &S,
     record: &mut Map<String, Value>,
     source: PasswordSource,
 ) -> Result<()> {
     let password = read_password(source, true)?;
-    let keyring = aws.salts(target)?.load_keyring().await.map_err(store)?;
+    let keyring = salts.load_keyring().await.map_err(store)?;
     put_hash(record, &keyring, &password)
 }
 
@@ -213,7 +229,8 @@ pub(crate) fn put_hash(
     Ok(())
 }
 
-async fn add(aws: &Aws, target: &Target, users: &DynamoUserStore, a: AddArgs) -> Result<()> {
+async fn add<U: UserAdmin, S: SaltSource, P>(b: &Backend<U, S, P>, a: AddArgs) -> Result<()> {
+    let users = &b.users;
     let username = parse_name(&a.name)?;
     let mut record = if a.update {
         existing(users, &a.name).await?
@@ -225,9 +242,13 @@ async fn add(aws: &Aws, target: &Target, users: &DynamoUserStore, a: AddArgs) ->
         keys.extend(read_keys(file)?);
     }
     let fields = Fields {
-        bucket: a.bucket,
+        bucket: a
+            .bucket
+            .or_else(|| (!a.update).then(|| b.default_bucket.clone()).flatten()),
         home: a.home,
-        policy_arn: a.policy_arn,
+        policy_arn: a
+            .policy_arn
+            .or_else(|| (!a.update).then(|| b.default_policy_arn.clone()).flatten()),
         role_arn: a.role_arn,
         chroot: a.chroot.then_some(true),
         keys,
@@ -238,14 +259,14 @@ async fn add(aws: &Aws, target: &Target, users: &DynamoUserStore, a: AddArgs) ->
     };
     apply_fields(&mut record, &username, fields)?;
     match source(&a.password) {
-        Some(s) => set_password(aws, target, &mut record, s).await?,
+        Some(s) => set_password(b.salts()?, &mut record, s).await?,
         None if a.no_password => {
             record.remove("passwordHash");
             record.remove("saltVersion");
         }
         // An update keeps the stored password unless a new one is asked for.
         None if a.update => {}
-        None => set_password(aws, target, &mut record, PasswordSource::Prompt).await?,
+        None => set_password(b.salts()?, &mut record, PasswordSource::Prompt).await?,
     }
     if !write(users, &record, a.update).await? {
         bail!("user {username} already exists (use --update to change it)");
@@ -267,7 +288,7 @@ fn public_view(mut record: Map<String, Value>) -> Map<String, Value> {
     record
 }
 
-async fn show(users: &DynamoUserStore, name: &str, as_json: bool) -> Result<()> {
+async fn show<U: UserAdmin>(users: &U, name: &str, as_json: bool) -> Result<()> {
     let record = public_view(existing(users, name).await?);
     if as_json {
         println!("{}", serde_json::to_string_pretty(&record)?);
@@ -308,7 +329,7 @@ fn key_lines(keys: &[Value]) -> Vec<String> {
         .collect()
 }
 
-async fn list(users: &DynamoUserStore, as_json: bool) -> Result<()> {
+async fn list<U: UserAdmin>(users: &U, as_json: bool) -> Result<()> {
     let mut all = Vec::new();
     let mut start = None;
     loop {
@@ -365,7 +386,7 @@ async fn list(users: &DynamoUserStore, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn set_status(users: &DynamoUserStore, name: &str, status: &str) -> Result<()> {
+async fn set_status<U: UserAdmin>(users: &U, name: &str, status: &str) -> Result<()> {
     let mut record = existing(users, name).await?;
     record.insert("status".into(), json!(status));
     write(users, &record, true).await?;
@@ -373,7 +394,7 @@ async fn set_status(users: &DynamoUserStore, name: &str, status: &str) -> Result
     Ok(())
 }
 
-async fn key(users: &DynamoUserStore, cmd: KeyCommand) -> Result<()> {
+async fn key<U: UserAdmin>(users: &U, cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::List { name } => {
             let record = existing(users, &name).await?;
@@ -454,7 +475,12 @@ async fn key(users: &DynamoUserStore, cmd: KeyCommand) -> Result<()> {
     Ok(())
 }
 
-async fn login(aws: &Aws, target: &Target, a: LoginArgs) -> Result<ExitCode> {
+async fn login<U, S, P>(b: &Backend<U, S, P>, a: LoginArgs) -> Result<ExitCode>
+where
+    U: UserStore,
+    S: SaltSource,
+    P: PolicySource,
+{
     let username = parse_name(&a.name)?;
     let protocol = Protocol::parse(&a.protocol).context("--protocol must be SFTP, FTPS or FTP")?;
     let source_ip = a
@@ -479,9 +505,9 @@ async fn login(aws: &Aws, target: &Target, a: LoginArgs) -> Result<ExitCode> {
         }
     };
     let auth = Authenticator::new(
-        aws.users(target)?,
-        aws.salts(target)?,
-        IamPolicySource::new(aws_sdk_iam::Client::new(&aws.sdk)),
+        &b.users,
+        b.salts()?,
+        &b.policies,
         Settings {
             default_role_arn: a.default_role_arn,
             salt_cache: Duration::ZERO,

@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ferry_core::aws::dynamodb::DynamoUserStore;
 use ferry_core::keyring::Keyring;
 use ferry_core::password::Password;
 use ferry_core::ports::{SaltSource, UserAdmin};
@@ -13,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 
 use crate::ImportArgs;
-use crate::commands::{Aws, Fields, apply_fields, parse_name, put_hash, store, write};
+use crate::commands::{Backend, Fields, apply_fields, parse_name, put_hash, store, write};
 use crate::input::parse_date;
 
 /// The columns a file may have; `username` is the only one every file needs.
@@ -39,10 +38,8 @@ enum RowOutcome {
     Skipped,
 }
 
-pub(crate) async fn import(
-    aws: &Aws,
-    target: &crate::Target,
-    users: &DynamoUserStore,
+pub(crate) async fn import<U: UserAdmin, S: SaltSource, P>(
+    b: &Backend<U, S, P>,
     a: ImportArgs,
 ) -> Result<ExitCode> {
     let mut reader = csv::ReaderBuilder::new()
@@ -98,7 +95,7 @@ pub(crate) async fn import(
                         .filter(|v| !v.is_empty())
                         .map(str::to_owned)
                 };
-                import_row(aws, target, users, &a, &get, &mut keyring).await
+                import_row(b, &a, &get, &mut keyring).await
             }
         };
         match outcome {
@@ -128,14 +125,13 @@ pub(crate) async fn import(
     })
 }
 
-async fn import_row(
-    aws: &Aws,
-    target: &crate::Target,
-    users: &DynamoUserStore,
+async fn import_row<U: UserAdmin, S: SaltSource, P>(
+    b: &Backend<U, S, P>,
     a: &ImportArgs,
     get: &impl Fn(&str) -> Option<String>,
     keyring: &mut Option<Keyring>,
 ) -> Result<RowOutcome> {
+    let users = &b.users;
     let name = get("username").context("username is empty")?;
     let username = parse_name(&name)?;
     let stored = users.get_raw(&username).await.map_err(store)?;
@@ -163,9 +159,13 @@ async fn import_row(
         Some(v) => bail!("chroot must be true or false, not {v:?}"),
     };
     let fields = Fields {
-        bucket: get("bucket").or_else(|| a.bucket.clone()),
+        bucket: get("bucket")
+            .or_else(|| a.bucket.clone())
+            .or_else(|| b.default_bucket.clone()),
         home: get("home"),
-        policy_arn: get("policy_arn").or_else(|| a.policy_arn.clone()),
+        policy_arn: get("policy_arn")
+            .or_else(|| a.policy_arn.clone())
+            .or_else(|| b.default_policy_arn.clone()),
         role_arn: get("role_arn"),
         chroot,
         keys: list("public_keys"),
@@ -180,7 +180,7 @@ async fn import_row(
         Some(text) => {
             let password = Password::parse(text).map_err(|e| anyhow!("password: {e}"))?;
             if keyring.is_none() {
-                *keyring = Some(aws.salts(target)?.load_keyring().await.map_err(store)?);
+                *keyring = Some(b.salts()?.load_keyring().await.map_err(store)?);
             }
             let k = keyring.as_ref().context("keyring")?;
             put_hash(&mut record, k, &password)?;

@@ -33,6 +33,9 @@ struct Target {
     /// Salt keyring secret id or ARN
     #[arg(long = "salt-secret", env = "SALT_SECRET_ID", global = true)]
     salt_secret: Option<String>,
+    /// Use the local stack's data folder (default .ferry) instead of AWS
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = ".ferry", value_name = "DIR")]
+    local: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

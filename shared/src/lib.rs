@@ -8,6 +8,8 @@ pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod keyring;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod password;
 pub mod policy;
 pub mod ports;

@@ -90,3 +90,57 @@ pub trait UserAdmin: Send + Sync {
         start: Option<String>,
     ) -> impl Future<Output = Result<UserPage, StoreError>> + Send;
 }
+
+// Borrowed adapters are adapters too: one store can serve several roles (the local data folder
+// is user store, keyring and policy source at once).
+impl<T: UserStore + ?Sized> UserStore for &T {
+    fn get_user(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
+        (**self).get_user(username)
+    }
+}
+
+impl<T: SaltSource + ?Sized> SaltSource for &T {
+    fn load_keyring(&self) -> impl Future<Output = Result<Keyring, StoreError>> + Send {
+        (**self).load_keyring()
+    }
+}
+
+impl<T: PolicySource + ?Sized> PolicySource for &T {
+    fn load_policy(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<PolicyDocument, StoreError>> + Send {
+        (**self).load_policy(arn)
+    }
+}
+
+impl<T: UserAdmin + ?Sized> UserAdmin for &T {
+    fn put_user(
+        &self,
+        record: &serde_json::Value,
+        overwrite: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).put_user(record, overwrite)
+    }
+    fn get_raw(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, StoreError>> + Send {
+        (**self).get_raw(username)
+    }
+    fn delete_user(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).delete_user(username)
+    }
+    fn list_users(
+        &self,
+        start: Option<String>,
+    ) -> impl Future<Output = Result<UserPage, StoreError>> + Send {
+        (**self).list_users(start)
+    }
+}

@@ -381,3 +381,76 @@ async fn import_writes_good_rows_reports_bad_ones_by_line_and_is_safe_to_rerun()
     );
     Ok(())
 }
+
+/// `ferry --local DIR …` with `stdin`: (exit code, stdout, stderr).
+fn local(dir: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(workspace_binary("ferry").unwrap())
+        .arg("--local")
+        .arg(dir)
+        .args(args)
+        .env_remove("USERS_TABLE")
+        .env_remove("SALT_SECRET_ID")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_local_data_folder_works_without_any_service_and_defaults_bucket_and_policy() {
+    let dir = std::env::temp_dir().join(ferry_tests::fixture::unique("local-data"));
+    let (code, _, err) = local(
+        &dir,
+        &[
+            "user",
+            "add",
+            "Lena",
+            "--home",
+            "partners/lena",
+            "--password-stdin",
+        ],
+        "local pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    for file in ["ferry.db", "keyring.json", "policies/ferry-scope-down.json"] {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+    let (code, out, err) = local(&dir, &["login", "lena", "--password-stdin"], "local pw\n");
+    assert_eq!(code, 0, "{err}");
+    let response: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(response["HomeDirectory"], "/ferry-local/partners/lena");
+    assert_eq!(response["Policy"], ferry_core::policy::CANONICAL_SCOPE_DOWN);
+    assert_eq!(
+        local(&dir, &["login", "lena", "--password-stdin"], "nope\n").0,
+        1
+    );
+
+    let (_, out, _) = local(&dir, &["user", "list"], "");
+    assert!(
+        out.contains("lena") && out.contains("/ferry-local/partners/lena"),
+        "{out}"
+    );
+    assert!(
+        !std::fs::read_to_string(dir.join("keyring.json"))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(local(&dir, &["user", "disable", "lena"], "").0, 0);
+    let (code, _, err) = local(&dir, &["login", "lena", "--password-stdin"], "local pw\n");
+    assert_eq!(code, 1);
+    assert!(err.contains("disabled"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

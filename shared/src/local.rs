@@ -1,0 +1,342 @@
+//! The local stack's embedded backends: users in SQLite, the salt keyring in a file, policies as
+//! JSON files, all in one data folder. They implement the same ports as the AWS adapters, so the
+//! authenticator runs unchanged.
+//!
+//! Layout of the data folder (`.ferry/` by default):
+//! - `ferry.db`: SQLite in WAL mode, table `users(username PRIMARY KEY, record)` holding each
+//!   record as the data model's JSON. WAL and a busy timeout let `ferry … --local` write while
+//!   `ferry up` reads; every login reads the current row.
+//! - `keyring.json`: the keyring's SecretString (mode 0600).
+//! - `policies/<name>.json`: managed policies, known as `arn:aws:iam::000000000000:policy/<name>`.
+//! - `objects/<bucket>/<key>`: object storage (used by `ferry up`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine;
+use rand_core::RngCore;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use crate::keyring::Keyring;
+use crate::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
+use crate::ports::{PolicySource, SaltSource, StoreError, UserAdmin, UserPage, UserStore};
+use crate::user::UserRecord;
+use crate::username::Username;
+
+/// The account id local policy ARNs use.
+pub const LOCAL_ACCOUNT: &str = "000000000000";
+/// The canonical scope-down policy's name in a data folder.
+pub const DEFAULT_POLICY: &str = "ferry-scope-down";
+/// The local bucket unless `--bucket` says otherwise.
+pub const DEFAULT_BUCKET: &str = "ferry-local";
+/// Users per `list_users` page.
+const PAGE: i64 = 100;
+
+/// The ARN of local policy `name`.
+pub fn policy_arn(name: &str) -> String {
+    format!("arn:aws:iam::{LOCAL_ACCOUNT}:policy/{name}")
+}
+
+/// A data folder: users, keyring and policies.
+#[derive(Debug)]
+pub struct LocalStore {
+    dir: PathBuf,
+    db: Mutex<Connection>,
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> StoreError {
+    move |e| StoreError::Unavailable {
+        what,
+        source: Box::new(e),
+    }
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable {
+        what: "the local user database",
+        source: Box::new(e),
+    }
+}
+
+impl LocalStore {
+    /// Opens the data folder at `dir`, creating what is missing: the database, a keyring with
+    /// one fresh 32-byte salt, the canonical policy, and the default bucket's folder.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(dir.join("policies")).map_err(io("the data folder"))?;
+        std::fs::create_dir_all(dir.join("objects").join(DEFAULT_BUCKET))
+            .map_err(io("the data folder"))?;
+        let keyring = dir.join("keyring.json");
+        if !keyring.exists() {
+            let mut salt = [0u8; 32];
+            rand_core::OsRng.fill_bytes(&mut salt);
+            let salt = base64::engine::general_purpose::STANDARD_NO_PAD.encode(salt);
+            let ring = Keyring::new("1".into(), [("1".to_owned(), salt)].into())
+                .map_err(|e| StoreError::Malformed(e.to_string()))?;
+            write_private(&keyring, ring.to_secret_string().as_bytes())?;
+        }
+        let canonical = dir.join("policies").join(format!("{DEFAULT_POLICY}.json"));
+        if !canonical.exists() {
+            std::fs::write(&canonical, CANONICAL_SCOPE_DOWN).map_err(io("the policies folder"))?;
+        }
+        let conn = Connection::open(dir.join("ferry.db")).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY NOT NULL, record TEXT NOT NULL)")
+            .map_err(sql)?;
+        Ok(Self {
+            dir,
+            db: Mutex::new(conn),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where objects of `bucket` live.
+    pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.dir.join("objects").join(bucket)
+    }
+
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        // A poisoned lock means a panic mid-call; SQLite itself keeps the data consistent.
+        let conn = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(sql)
+    }
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(io("the keyring file"))?;
+    f.write_all(bytes).map_err(io("the keyring file"))
+}
+
+impl UserStore for LocalStore {
+    async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
+        match self.get_raw(username).await? {
+            None => Ok(None),
+            Some(json) => UserRecord::from_json(json)
+                .map(Some)
+                .map_err(|e| StoreError::Malformed(e.to_string())),
+        }
+    }
+}
+
+impl UserAdmin for LocalStore {
+    async fn put_user(&self, record: &Value, overwrite: bool) -> Result<bool, StoreError> {
+        let name = record
+            .get("username")
+            .and_then(Value::as_str)
+            .ok_or_else(|| StoreError::Malformed("a user record needs a username".into()))?;
+        let text = record.to_string();
+        let changed = self.with_db(|db| {
+            if overwrite {
+                db.execute(
+                    "INSERT INTO users (username, record) VALUES (?1, ?2) ON CONFLICT(username) DO UPDATE SET record = excluded.record",
+                    params![name, text],
+                )
+            } else {
+                db.execute("INSERT OR IGNORE INTO users (username, record) VALUES (?1, ?2)", params![name, text])
+            }
+        })?;
+        Ok(changed > 0)
+    }
+
+    async fn get_raw(&self, username: &Username) -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = self.with_db(|db| {
+            db.query_row(
+                "SELECT record FROM users WHERE username = ?1",
+                params![username.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| StoreError::Malformed(format!("stored record is not JSON: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn delete_user(&self, username: &Username) -> Result<bool, StoreError> {
+        let n = self.with_db(|db| {
+            db.execute(
+                "DELETE FROM users WHERE username = ?1",
+                params![username.as_str()],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn list_users(&self, start: Option<String>) -> Result<UserPage, StoreError> {
+        let rows: Vec<(String, String)> = self.with_db(|db| {
+            let mut stmt = db.prepare(
+                "SELECT username, record FROM users WHERE username > ?1 ORDER BY username LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![start.unwrap_or_default(), PAGE], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect()
+        })?;
+        let next = (rows.len() as i64 == PAGE)
+            .then(|| rows.last().map(|(u, _)| u.clone()))
+            .flatten();
+        let users = rows
+            .into_iter()
+            .map(|(_, t)| {
+                serde_json::from_str(&t)
+                    .map_err(|e| StoreError::Malformed(format!("stored record is not JSON: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(UserPage { users, next })
+    }
+}
+
+impl SaltSource for LocalStore {
+    async fn load_keyring(&self) -> Result<Keyring, StoreError> {
+        let text = std::fs::read_to_string(self.dir.join("keyring.json"))
+            .map_err(io("the keyring file"))?;
+        Keyring::parse(text.trim_end_matches('\n'))
+            .map_err(|e| StoreError::Malformed(e.to_string()))
+    }
+}
+
+impl PolicySource for LocalStore {
+    async fn load_policy(&self, arn: &str) -> Result<PolicyDocument, StoreError> {
+        let name = arn
+            .strip_prefix(&format!("arn:aws:iam::{LOCAL_ACCOUNT}:policy/"))
+            .filter(|n| {
+                !n.is_empty()
+                    && n.len() <= 128
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+                    && !n.starts_with('.')
+            })
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "policy {arn} (local policies are {})",
+                    policy_arn("<name>")
+                ))
+            })?;
+        let path = self.dir.join("policies").join(format!("{name}.json"));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(format!("policy {arn}")));
+            }
+            Err(e) => return Err(io("the policies folder")(e)),
+        };
+        PolicyDocument::from_json(&text).map_err(|e| StoreError::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(name: &str) -> Value {
+        json!({"username": name, "bucket": DEFAULT_BUCKET, "home": name, "iamPolicyArn": policy_arn(DEFAULT_POLICY)})
+    }
+
+    #[tokio::test]
+    async fn a_new_data_folder_gets_a_keyring_the_canonical_policy_and_a_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let ring = store.load_keyring().await.unwrap();
+        assert_eq!(ring.current_version(), "1");
+        assert!(ring.current_salt().len() >= 43, "32 random bytes");
+        let policy = store
+            .load_policy(&policy_arn(DEFAULT_POLICY))
+            .await
+            .unwrap();
+        assert_eq!(policy.as_str(), CANONICAL_SCOPE_DOWN);
+        assert!(store.bucket_dir(DEFAULT_BUCKET).is_dir());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("keyring.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Opening again reuses everything.
+        drop(store);
+        let again = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(again.load_keyring().await.unwrap(), ring);
+    }
+
+    #[tokio::test]
+    async fn users_are_written_read_listed_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert!(store.put_user(&user("alice"), false).await.unwrap());
+        assert!(
+            !store.put_user(&user("alice"), false).await.unwrap(),
+            "no overwrite without asking"
+        );
+        let mut changed = user("alice");
+        changed["status"] = json!("disabled");
+        assert!(store.put_user(&changed, true).await.unwrap());
+        let alice = Username::parse("alice").unwrap();
+        assert_eq!(
+            store.get_user(&alice).await.unwrap().unwrap().status,
+            crate::user::Status::Disabled
+        );
+        for i in 0..150 {
+            store
+                .put_user(&user(&format!("user{i:03}")), false)
+                .await
+                .unwrap();
+        }
+        let first = store.list_users(None).await.unwrap();
+        assert_eq!(first.users.len(), 100);
+        let second = store.list_users(first.next).await.unwrap();
+        assert_eq!(second.users.len(), 51);
+        assert!(second.next.is_none());
+        assert!(store.delete_user(&alice).await.unwrap());
+        assert!(!store.delete_user(&alice).await.unwrap());
+        assert!(store.get_user(&alice).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_second_handle_sees_writes_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = LocalStore::open(dir.path()).unwrap();
+        let cli = LocalStore::open(dir.path()).unwrap();
+        cli.put_user(&user("bob"), false).await.unwrap();
+        let bob = Username::parse("bob").unwrap();
+        assert!(server.get_user(&bob).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn policy_arns_outside_the_folder_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        for arn in [
+            "arn:aws:iam::000000000000:policy/../keyring",
+            "arn:aws:iam::000000000000:policy/",
+            "arn:aws:iam::123456789012:policy/ferry-scope-down",
+            "arn:aws:iam::000000000000:policy/missing",
+            "arn:aws:iam::000000000000:policy/a/b",
+        ] {
+            assert!(
+                matches!(store.load_policy(arn).await, Err(StoreError::NotFound(_))),
+                "{arn}"
+            );
+        }
+    }
+}
