@@ -81,6 +81,7 @@ where
     let users = &b.users;
     match command {
         Command::Login(args) => login(b, args).await,
+        Command::Up(_) => unreachable!("ferry up is dispatched in main"),
         Command::User(cmd) => {
             match cmd {
                 UserCommand::Add(args) => add(b, args).await?,

@@ -5,6 +5,7 @@
 mod commands;
 mod import;
 mod input;
+mod up;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,8 @@ enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Run the whole system on this machine: a data folder and an SFTP server
+    Up(up::UpArgs),
     /// Run one login through the auth handler and print the answer Transfer Family would get.
     /// Exits 0 when the login is allowed, 1 when it is denied.
     Login(LoginArgs),
@@ -195,7 +198,11 @@ struct LoginArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match commands::run(cli).await {
+    let result = match cli.command {
+        Command::Up(args) => up::up(args).await,
+        _ => commands::run(cli).await,
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ferry: {e:#}");

@@ -144,3 +144,27 @@ impl<T: UserAdmin + ?Sized> UserAdmin for &T {
         (**self).list_users(start)
     }
 }
+
+impl<T: UserStore + ?Sized> UserStore for std::sync::Arc<T> {
+    fn get_user(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
+        (**self).get_user(username)
+    }
+}
+
+impl<T: SaltSource + ?Sized> SaltSource for std::sync::Arc<T> {
+    fn load_keyring(&self) -> impl Future<Output = Result<Keyring, StoreError>> + Send {
+        (**self).load_keyring()
+    }
+}
+
+impl<T: PolicySource + ?Sized> PolicySource for std::sync::Arc<T> {
+    fn load_policy(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<PolicyDocument, StoreError>> + Send {
+        (**self).load_policy(arn)
+    }
+}

@@ -1,0 +1,145 @@
+//! `ferry up`: the whole system on one machine. A data folder (users, keyring, policies, host key,
+//! objects), and an SFTP server on 127.0.0.1:2222 that asks the real auth handler about every
+//! login and authorises every operation with the session policy it returns, as Transfer Family
+//! does in front of S3.
+
+mod paths;
+mod sftp;
+mod ssh;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ferry_core::auth::{Authenticator, Settings};
+use ferry_core::local::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
+use ferry_core::password::{Password, generate_password, hash_password};
+use ferry_core::ports::{SaltSource, UserAdmin};
+use russh::server::Server as _;
+use serde_json::json;
+
+use crate::commands::store;
+
+/// Where to serve from.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    /// Data folder (created on first start)
+    #[arg(long, default_value = ".ferry")]
+    data: PathBuf,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:2222")]
+    listen: SocketAddr,
+    /// The local bucket (a folder under DATA/objects)
+    #[arg(long, default_value = DEFAULT_BUCKET)]
+    bucket: String,
+}
+
+pub(crate) async fn up(a: UpArgs) -> Result<std::process::ExitCode> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .init();
+    let store = Arc::new(LocalStore::open(&a.data).map_err(store)?);
+    std::fs::create_dir_all(store.bucket_dir(&a.bucket)).context("creating the bucket folder")?;
+    first_start(&store, &a.bucket).await?;
+    let host_key = host_key(&a.data.join("host_key"))?;
+
+    let auth = Arc::new(Authenticator::new(
+        Arc::clone(&store),
+        Arc::clone(&store),
+        Arc::clone(&store),
+        Settings {
+            default_role_arn: "arn:aws:iam::000000000000:role/ferry-local".into(),
+            // Local files change under the operator's hand: read them fresh.
+            salt_cache: Duration::ZERO,
+            policy_cache: Duration::ZERO,
+        },
+    ));
+    let config = Arc::new(russh::server::Config {
+        keys: vec![host_key],
+        // Every rejection takes the same second, whatever failed.
+        auth_rejection_time: Duration::from_secs(1),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: Some(Duration::from_secs(3600)),
+        nodelay: true,
+        window_size: 8 * 1024 * 1024,
+        maximum_packet_size: 256 * 1024,
+        ..Default::default()
+    });
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    eprintln!(
+        "ferry up: SFTP on {} (data folder {}); try: sftp -P {} demo@{}",
+        listener.local_addr()?,
+        a.data.display(),
+        a.listen.port(),
+        a.listen.ip()
+    );
+    let mut server = ssh::Server { auth, store };
+    tokio::select! {
+        r = server.run_on_socket(config, &listener) => r.context("the SSH server stopped")?,
+        _ = tokio::signal::ctrl_c() => eprintln!("ferry up: stopping"),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// On a new data folder: a user `demo` with a random password, shown once.
+async fn first_start(store: &LocalStore, bucket: &str) -> Result<()> {
+    let page = store.list_users(None).await.map_err(store_err)?;
+    if !page.users.is_empty() {
+        return Ok(());
+    }
+    let password = generate_password();
+    let keyring = store.load_keyring().await.map_err(store_err)?;
+    let hash = hash_password(
+        keyring.current_salt(),
+        &Password::parse(password.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let demo = json!({
+        "username": "demo",
+        "bucket": bucket,
+        "home": "demo",
+        "iamPolicyArn": policy_arn(DEFAULT_POLICY),
+        "passwordHash": hash,
+        "saltVersion": keyring.current_version(),
+        "status": "active",
+    });
+    store.put_user(&demo, false).await.map_err(store_err)?;
+    std::fs::create_dir_all(store.bucket_dir(bucket).join("demo"))?;
+    eprintln!(
+        "ferry up: created user demo with password {password} (shown once; change it with ferry user passwd demo --local)"
+    );
+    Ok(())
+}
+
+fn store_err(e: ferry_core::ports::StoreError) -> anyhow::Error {
+    store(e)
+}
+
+/// The server's host key, made once (ed25519 from the OS random source) and kept 0600.
+fn host_key(path: &Path) -> Result<russh::keys::PrivateKey> {
+    use russh::keys::ssh_key;
+    if path.exists() {
+        return russh::keys::PrivateKey::read_openssh_file(path)
+            .with_context(|| format!("reading {}", path.display()));
+    }
+    let mut seed = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+    let key = russh::keys::PrivateKey::from(pair);
+    let pem = key
+        .to_openssh(ssh_key::LineEnding::LF)
+        .context("encoding the host key")?;
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(pem.as_bytes())?;
+    Ok(key)
+}

@@ -1,0 +1,267 @@
+//! The SSH side of `ferry up`: each login becomes the Transfer Family request the identity
+//! provider gets (server `s-local`, protocol SFTP, the client's address) and the answer is obeyed.
+//! Key logins follow sshd: the offered key must be among those returned, and russh checks the
+//! client's signature before the login counts.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferry_core::access::{SessionPolicy, SessionVariables};
+use ferry_core::auth::{Authenticator, Decision};
+use ferry_core::local::LocalStore;
+use ferry_core::password::Password;
+use ferry_core::transfer::{AuthRequest, AuthResponse, Credential, Protocol};
+use ferry_core::user::Mapping;
+use ferry_core::username::Username;
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId};
+use tracing::{info, warn};
+
+use super::paths::Namespace;
+use super::sftp::{SessionContext, Sftp};
+
+pub(crate) type LocalAuth = Authenticator<Arc<LocalStore>, Arc<LocalStore>, Arc<LocalStore>>;
+
+/// The server id every local login reports.
+pub(crate) const SERVER_ID: &str = "s-local";
+
+static SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone)]
+pub(crate) struct Server {
+    pub(crate) auth: Arc<LocalAuth>,
+    pub(crate) store: Arc<LocalStore>,
+}
+
+impl russh::server::Server for Server {
+    type Handler = Connection;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
+        let id = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
+        let ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip());
+        info!(target: "ferry::session", session = id, source_ip = %ip, "CONNECTED");
+        Connection {
+            id,
+            ip,
+            auth: Arc::clone(&self.auth),
+            store: Arc::clone(&self.store),
+            login: None,
+            channels: HashMap::new(),
+        }
+    }
+}
+
+/// One SSH connection.
+pub(crate) struct Connection {
+    id: u64,
+    ip: IpAddr,
+    auth: Arc<LocalAuth>,
+    store: Arc<LocalStore>,
+    login: Option<(Username, AuthResponse)>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let user = self.login.as_ref().map(|(u, _)| u.to_string());
+        info!(target: "ferry::session", session = self.id, user = user.as_deref(), "DISCONNECTED");
+    }
+}
+
+impl Connection {
+    async fn decide(&self, user: &str, credential: Credential) -> Option<(Username, AuthResponse)> {
+        let Ok(username) = Username::parse(user) else {
+            info!(target: "ferry::session", session = self.id, reason = "bad_username", "AUTH_FAILURE");
+            return None;
+        };
+        let request = AuthRequest {
+            username: username.clone(),
+            credential,
+            protocol: Protocol::Sftp,
+            server_id: SERVER_ID.into(),
+            source_ip: self.ip,
+        };
+        match self.auth.authenticate(&request).await {
+            Decision::Allow(response) => Some((username, response)),
+            Decision::Deny(reason) => {
+                info!(target: "ferry::session", session = self.id, user = %username, reason = reason.code(), "AUTH_FAILURE");
+                None
+            }
+        }
+    }
+
+    /// Whether `key` is among the live keys the identity provider returns for `user`.
+    async fn key_allowed(
+        &self,
+        user: &str,
+        key: &russh::keys::PublicKey,
+    ) -> Option<(Username, AuthResponse)> {
+        let (username, response) = self.decide(user, Credential::PublicKey).await?;
+        let offered = key.to_openssh().ok()?;
+        let offered = offered.split_ascii_whitespace().take(2).collect::<Vec<_>>();
+        let listed = response.public_keys.iter().flatten().any(|k| {
+            k.split_ascii_whitespace()
+                .take(2)
+                .eq(offered.iter().copied())
+        });
+        if listed {
+            Some((username, response))
+        } else {
+            info!(target: "ferry::session", session = self.id, user = %username, reason = "key_not_listed", "AUTH_FAILURE");
+            None
+        }
+    }
+
+    fn context(&self) -> Option<SessionContext> {
+        let (username, response) = self.login.as_ref()?;
+        let (namespace, home, vars_home) = match response.home_directory_type {
+            "LOGICAL" => {
+                let mappings: Vec<Mapping> =
+                    serde_json::from_str(response.home_directory_details.as_deref()?).ok()?;
+                // Session variables come from the mapping of "/" (a chroot) or the first target.
+                let target = mappings
+                    .iter()
+                    .find(|m| m.entry == "/")
+                    .or(mappings.first())?
+                    .target
+                    .clone();
+                (Namespace::Logical(mappings), "/".to_owned(), target)
+            }
+            _ => {
+                let home = response.home_directory.clone()?;
+                (Namespace::Path, home.clone(), home)
+            }
+        };
+        let vars = SessionVariables::for_home(&vars_home, username.as_str());
+        let policy = match response
+            .policy
+            .as_deref()
+            .map(|p| SessionPolicy::parse(p, &vars))
+        {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                warn!(target: "ferry::session", session = self.id, error = %e, "session policy unusable: refusing the session");
+                return None;
+            }
+        };
+        let dir = self.store.dir();
+        // Like S3 "optimized directories": the home folders exist from the first login on.
+        let targets: Vec<&str> = match &namespace {
+            Namespace::Path => vec![home.as_str()],
+            Namespace::Logical(m) => m
+                .iter()
+                .filter(|m| m.kind != Some(ferry_core::user::MappingType::File))
+                .map(|m| m.target.as_str())
+                .collect(),
+        };
+        for target in targets {
+            let rel = target.trim_matches('/');
+            let bucket = rel.split('/').next().unwrap_or("");
+            let bucket_dir = dir.join("objects").join(bucket);
+            let safe = rel
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != "..");
+            if safe && bucket_dir.is_dir() {
+                let _ = std::fs::create_dir_all(dir.join("objects").join(rel));
+            }
+        }
+        Some(SessionContext {
+            id: self.id,
+            username: username.to_string(),
+            home,
+            namespace,
+            policy,
+            objects: dir.join("objects"),
+            uploads: dir.join("uploads"),
+            partial: dir.join("partial"),
+        })
+    }
+}
+
+impl russh::server::Handler for Connection {
+    type Error = anyhow::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let Ok(password) = Password::parse(password) else {
+            return Ok(Auth::reject());
+        };
+        match self.decide(user, Credential::Password(password)).await {
+            Some(login) => {
+                info!(target: "ferry::session", session = self.id, user = %login.0, method = "password", "AUTH_SUCCESS");
+                self.login = Some(login);
+                Ok(Auth::Accept)
+            }
+            None => Ok(Auth::reject()),
+        }
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(
+            if self.key_allowed(user, offer.public_key).await.is_some() {
+                Auth::Accept
+            } else {
+                Auth::reject()
+            },
+        )
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Asked again after the signature check: the user may have changed in between.
+        match self.key_allowed(user, key.public_key).await {
+            Some(login) => {
+                info!(target: "ferry::session", session = self.id, user = %login.0, method = "publickey", "AUTH_SUCCESS");
+                self.login = Some(login);
+                Ok(Auth::Accept)
+            }
+            None => Ok(Auth::reject()),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.close(channel)?;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel_id: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let ctx = if name == "sftp" { self.context() } else { None };
+        match (ctx, self.channels.remove(&channel_id)) {
+            (Some(ctx), Some(channel)) => {
+                session.channel_success(channel_id)?;
+                russh_sftp::server::run(channel.into_stream(), Sftp::new(Arc::new(ctx))).await;
+            }
+            _ => session.channel_failure(channel_id)?,
+        }
+        Ok(())
+    }
+}
