@@ -459,3 +459,51 @@ fn a_session_dropped_mid_upload_leaves_no_complete_looking_file() {
     assert_eq!(kept.len(), 1, "the partial upload is kept aside");
     assert!(kept[0].metadata().unwrap().len() < 200 * 1024 * 1024);
 }
+
+/// Peak resident memory of a process, in KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat() {
+    let up = Up::start();
+    up.add_user("hana", "hana-pw", &[]);
+    // Warm up: one login (Argon2's 19 MiB block) and one small transfer.
+    let small = up.work.join("small.bin");
+    random_file(&small, 64 * 1024);
+    let (ok, out) = up.sftp(
+        "hana",
+        Login::Password("hana-pw"),
+        &format!("put {} small.bin\n", small.display()),
+    );
+    assert!(ok, "{out}");
+    let before = vm_hwm_kib(up.child.id());
+
+    let big = up.work.join("big.bin");
+    let back = up.work.join("big.back");
+    random_file(&big, 200 * 1024 * 1024);
+    let (ok, out) = up.sftp(
+        "hana",
+        Login::Password("hana-pw"),
+        &format!(
+            "put {} big.bin\nget big.bin {}\n",
+            big.display(),
+            back.display()
+        ),
+    );
+    assert!(ok, "{out}");
+    let after = vm_hwm_kib(up.child.id());
+    assert_eq!(std::fs::metadata(&back).unwrap().len(), 200 * 1024 * 1024);
+    assert!(
+        std::fs::read(&big).unwrap() == std::fs::read(&back).unwrap(),
+        "the round trip changed bytes"
+    );
+    // Streaming, never the whole file: the peak may grow by buffers, not by the file's size.
+    assert!(
+        after.saturating_sub(before) < 64 * 1024,
+        "server peak memory grew from {before} KiB to {after} KiB"
+    );
+}
