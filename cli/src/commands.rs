@@ -81,7 +81,8 @@ where
     let users = &b.users;
     match command {
         Command::Login(args) => login(b, args).await,
-        Command::Up(_) => unreachable!("ferry up is dispatched in main"),
+        // main starts `ferry up` itself; an error (not a panic) should that ever change.
+        Command::Up(_) => bail!("ferry up is not an administration command"),
         Command::User(cmd) => {
             match cmd {
                 UserCommand::Add(args) => add(b, args).await?,
