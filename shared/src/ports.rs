@@ -29,6 +29,13 @@ pub enum StoreError {
     NotFound(String),
 }
 
+/// Parses a record as a store read it: `None` stays `None`, a record that breaks the data model is
+/// [`StoreError::Malformed`]. Shared by every store so they all judge records alike.
+pub fn parse_stored(raw: Option<serde_json::Value>) -> Result<Option<UserRecord>, StoreError> {
+    raw.map(|json| UserRecord::from_json(json).map_err(|e| StoreError::Malformed(e.to_string())))
+        .transpose()
+}
+
 /// Reads user records.
 pub trait UserStore: Send + Sync {
     /// One strongly consistent read by username: `None` when there is no such user.

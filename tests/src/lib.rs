@@ -6,3 +6,21 @@ pub mod fixture;
 pub mod runtime_api;
 
 pub use fixture::{Fixture, aws_config, services_available};
+
+/// Runs `cmd` with `stdin` written to its standard input and returns what it printed.
+pub fn run_with_stdin(
+    mut cmd: std::process::Command,
+    stdin: &str,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes())?;
+    }
+    child.wait_with_output()
+}

@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use anyhow::Result;
 use ferry_tests::Fixture;
 use ferry_tests::fixture::SAMPLE_KEY;
+use ferry_tests::run_with_stdin;
 use ferry_tests::runtime_api::workspace_binary;
 use serde_json::Value;
 
@@ -18,22 +18,11 @@ struct Ferry<'a> {
 
 impl Ferry<'_> {
     fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(workspace_binary("ferry").unwrap())
-            .args(args)
+        let mut cmd = Command::new(workspace_binary("ferry").unwrap());
+        cmd.args(args)
             .env("USERS_TABLE", &self.f.table)
-            .env("SALT_SECRET_ID", &self.f.secret_id)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+            .env("SALT_SECRET_ID", &self.f.secret_id);
+        run_with_stdin(cmd, stdin).unwrap()
     }
 
     /// Runs and expects success; returns stdout.
@@ -384,24 +373,13 @@ async fn import_writes_good_rows_reports_bad_ones_by_line_and_is_safe_to_rerun()
 
 /// `ferry --local DIR …` with `stdin`: (exit code, stdout, stderr).
 fn local(dir: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(workspace_binary("ferry").unwrap())
-        .arg("--local")
+    let mut cmd = Command::new(workspace_binary("ferry").unwrap());
+    cmd.arg("--local")
         .arg(dir)
         .args(args)
         .env_remove("USERS_TABLE")
-        .env_remove("SALT_SECRET_ID")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .env_remove("SALT_SECRET_ID");
+    let out = run_with_stdin(cmd, stdin).unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_tests::fixture::unique;
+use ferry_tests::run_with_stdin;
 use ferry_tests::runtime_api::workspace_binary;
 
 /// A running `ferry up` on a fresh data folder.
@@ -82,22 +83,9 @@ impl Up {
     }
 
     fn ferry(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(workspace_binary("ferry").unwrap())
-            .arg("--local")
-            .arg(&self.data)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let mut cmd = Command::new(workspace_binary("ferry").unwrap());
+        cmd.arg("--local").arg(&self.data).args(args);
+        let out = run_with_stdin(cmd, stdin).unwrap();
         assert!(
             out.status.success(),
             "ferry {args:?}: {}",
@@ -112,8 +100,8 @@ impl Up {
         self.ferry(&args, &format!("{password}\n"));
     }
 
-    /// Runs `sftp -b` with `commands`; returns (success, everything it printed).
-    fn sftp(&self, user: &str, login: Login<'_>, commands: &str) -> (bool, String) {
+    /// `sftp -b` with `commands` as `user`, ready to run.
+    fn sftp_command(&self, user: &str, login: Login<'_>, commands: &str) -> Command {
         let batch = self.work.join(unique("batch"));
         std::fs::write(&batch, commands).unwrap();
         let mut cmd = Command::new("sftp");
@@ -168,12 +156,15 @@ impl Up {
                 ]);
             }
         }
-        let out = cmd
-            .args(["-b", batch.to_str().unwrap()])
+        cmd.args(["-b", batch.to_str().unwrap()])
             .arg(format!("{user}@127.0.0.1"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `sftp -b` with `commands`; returns (success, everything it printed).
+    fn sftp(&self, user: &str, login: Login<'_>, commands: &str) -> (bool, String) {
+        let out = self.sftp_command(user, login, commands).output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -390,36 +381,12 @@ fn a_session_dropped_mid_upload_leaves_no_complete_looking_file() {
     up.add_user("gina", "gina-pw", &[]);
     let big = up.work.join("big.bin");
     random_file(&big, 200 * 1024 * 1024);
-    let askpass = up.work.join("askpass-gina");
-    std::fs::write(&askpass, "#!/bin/sh\necho gina-pw\n").unwrap();
-    std::fs::set_permissions(
-        &askpass,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
-    let batch = up.work.join("batch-gina");
-    std::fs::write(&batch, format!("put {} big.bin\n", big.display())).unwrap();
-    let mut sftp = Command::new("sftp")
-        .args(["-P", &up.port.to_string()])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=no",
-        ])
-        .args([
-            "-o",
-            "PreferredAuthentications=password",
-            "-o",
-            "PubkeyAuthentication=no",
-        ])
-        .args(["-b", batch.to_str().unwrap()])
-        .env("SSH_ASKPASS", &askpass)
-        .env("SSH_ASKPASS_REQUIRE", "force")
-        .env("DISPLAY", ":0")
-        .arg("gina@127.0.0.1")
+    let mut sftp = up
+        .sftp_command(
+            "gina",
+            Login::Password("gina-pw"),
+            &format!("put {} big.bin\n", big.display()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -29,12 +29,7 @@ impl DynamoUserStore {
 
 impl UserStore for DynamoUserStore {
     async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
-        match self.get_raw(username).await? {
-            None => Ok(None),
-            Some(json) => UserRecord::from_json(json)
-                .map(Some)
-                .map_err(|e| StoreError::Malformed(e.to_string())),
-        }
+        crate::ports::parse_stored(self.get_raw(username).await?)
     }
 }
 
