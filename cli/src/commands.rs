@@ -18,7 +18,7 @@ use ferry_core::username::Username;
 use serde_json::{Map, Value, json};
 
 use crate::input::{
-    PasswordSource, fingerprint, key_identity, parse_date, read_keys, read_password,
+    PasswordSource, fingerprint, key_identity, key_listed, parse_date, read_keys, read_password,
 };
 use crate::{AddArgs, Cli, Command, KeyCommand, LoginArgs, PasswordArgs, UserCommand};
 
@@ -311,17 +311,29 @@ async fn show<U: UserAdmin>(users: &U, name: &str, as_json: bool) -> Result<()> 
     Ok(())
 }
 
+/// A stored key entry's OpenSSH text: entries are plain strings or `{key, expiresAt}` maps.
+fn key_text(entry: &Value) -> &str {
+    entry
+        .as_str()
+        .or_else(|| entry.get("key").and_then(Value::as_str))
+        .unwrap_or("")
+}
+
+/// The record's key entries (none when it has no `publicKeys`).
+fn stored_keys(record: &Map<String, Value>) -> Vec<Value> {
+    record
+        .get("publicKeys")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn key_lines(keys: &[Value]) -> Vec<String> {
     keys.iter()
         .enumerate()
         .map(|(i, k)| {
-            let (text, expires) = match k {
-                Value::String(s) => (s.as_str(), None),
-                other => (
-                    other.get("key").and_then(Value::as_str).unwrap_or(""),
-                    other.get("expiresAt").and_then(Value::as_i64),
-                ),
-            };
+            let text = key_text(k);
+            let expires = k.get("expiresAt").and_then(Value::as_i64);
             let kind = text.split_ascii_whitespace().next().unwrap_or("?");
             let comment = text.split_ascii_whitespace().nth(2).unwrap_or("");
             let fp = fingerprint(text).unwrap_or_else(|| "(unreadable key)".into());
@@ -400,11 +412,7 @@ async fn key<U: UserAdmin>(users: &U, cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::List { name } => {
             let record = existing(users, &name).await?;
-            let keys = record
-                .get("publicKeys")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let keys = stored_keys(&record);
             for line in key_lines(&keys) {
                 println!("{line}");
             }
@@ -416,20 +424,11 @@ async fn key<U: UserAdmin>(users: &U, cmd: KeyCommand) -> Result<()> {
         } => {
             let mut record = existing(users, &name).await?;
             let expires = expires.as_deref().map(parse_date).transpose()?;
-            let mut keys = record
-                .get("publicKeys")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let mut keys = stored_keys(&record);
             for k in read_keys(&file)? {
-                let id = key_identity(&k).map(|(t, b)| (t.to_owned(), b.to_owned()));
-                let dup = keys.iter().any(|e| {
-                    let text = e
-                        .as_str()
-                        .or_else(|| e.get("key").and_then(Value::as_str))
-                        .unwrap_or("");
-                    key_identity(text).map(|(t, b)| (t.to_owned(), b.to_owned())) == id
-                });
+                let dup = keys
+                    .iter()
+                    .any(|e| key_identity(key_text(e)) == key_identity(&k));
                 if dup {
                     eprintln!("skipped a key {name} already has");
                     continue;
@@ -446,11 +445,7 @@ async fn key<U: UserAdmin>(users: &U, cmd: KeyCommand) -> Result<()> {
         }
         KeyCommand::Rm { name, key } => {
             let mut record = existing(users, &name).await?;
-            let mut keys = record
-                .get("publicKeys")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let mut keys = stored_keys(&record);
             let before = keys.len();
             if let Ok(n) = key.parse::<usize>() {
                 if n == 0 || n > keys.len() {
@@ -458,13 +453,7 @@ async fn key<U: UserAdmin>(users: &U, cmd: KeyCommand) -> Result<()> {
                 }
                 keys.remove(n - 1);
             } else {
-                keys.retain(|e| {
-                    let text = e
-                        .as_str()
-                        .or_else(|| e.get("key").and_then(Value::as_str))
-                        .unwrap_or("");
-                    fingerprint(text).as_deref() != Some(key.as_str())
-                });
+                keys.retain(|e| fingerprint(key_text(e)).as_deref() != Some(key.as_str()));
                 if keys.len() == before {
                     bail!("{name} has no key with fingerprint {key}");
                 }
@@ -534,12 +523,10 @@ where
     };
     // Transfer accepts a key login only when the offered key is among those returned.
     if let Some(offered) = &offered_key {
-        let offered_id = key_identity(offered);
         let listed = response
             .public_keys
-            .iter()
-            .flatten()
-            .any(|k| key_identity(k) == offered_id);
+            .as_deref()
+            .is_some_and(|keys| key_listed(keys, offered));
         if !listed {
             println!("{}", serde_json::to_string_pretty(&response)?);
             eprintln!("denied: the offered key is not among the user's live keys");

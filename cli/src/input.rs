@@ -136,6 +136,15 @@ pub(crate) fn key_identity(key: &str) -> Option<(&str, &str)> {
     Some((parts.next()?, parts.next()?))
 }
 
+/// Whether `offered` is one of `listed`, compared by type and key body as sshd compares them
+/// (comments differ freely). An unreadable offered key matches nothing.
+pub(crate) fn key_listed(listed: &[String], offered: &str) -> bool {
+    let Some(offered) = key_identity(offered) else {
+        return false;
+    };
+    listed.iter().any(|k| key_identity(k) == Some(offered))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +167,16 @@ mod tests {
         ] {
             assert!(parse_date(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_are_matched_by_type_and_body_not_comment() {
+        let listed = vec!["ssh-ed25519 AAAAbody alice@laptop".to_owned()];
+        assert!(key_listed(&listed, "ssh-ed25519 AAAAbody other-comment"));
+        assert!(!key_listed(&listed, "ssh-ed25519 AAAAother alice@laptop"));
+        assert!(!key_listed(&listed, "ssh-rsa AAAAbody"));
+        assert!(!key_listed(&listed, ""));
+        assert!(!key_listed(&["garbage".to_owned()], "garbage2"));
     }
 
     #[test]

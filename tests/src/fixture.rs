@@ -196,6 +196,16 @@ impl Fixture {
     }
 }
 
+/// A direct Lambda invocation for `username` (a key login when `password` is `None`), from the
+/// address and server the tests use.
+pub fn direct_event(username: &str, password: Option<&str>) -> Value {
+    let mut e = serde_json::json!({"username": username, "protocol": "SFTP", "serverId": "s-0123456789abcdef0", "sourceIp": "203.0.113.7"});
+    if let Some(p) = password {
+        e["password"] = Value::String(p.to_owned());
+    }
+    e
+}
+
 /// `extra` on top of `base`; `null` values delete keys.
 pub fn merge(mut base: Value, extra: Value) -> Value {
     if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {

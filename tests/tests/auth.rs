@@ -10,7 +10,7 @@ use base64::Engine;
 use ferry_core::auth::{Decision, DenyReason};
 use ferry_core::policy::CANONICAL_SCOPE_DOWN;
 use ferry_core::transfer::{AuthRequest, read_event};
-use ferry_tests::fixture::{DEFAULT_ROLE, Fixture};
+use ferry_tests::fixture::{DEFAULT_ROLE, Fixture, direct_event as event};
 use serde_json::{Value, json};
 
 const KEY_A: &str =
@@ -24,14 +24,6 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn event(username: &str, password: Option<&str>) -> Value {
-    let mut e = json!({"username": username, "protocol": "SFTP", "serverId": "s-0123456789abcdef0", "sourceIp": "203.0.113.7"});
-    if let Some(p) = password {
-        e["password"] = json!(p);
-    }
-    e
 }
 
 fn with(mut e: Value, extra: Value) -> Value {

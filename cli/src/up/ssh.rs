@@ -100,17 +100,27 @@ impl Connection {
     ) -> Option<(Username, AuthResponse)> {
         let (username, response) = self.decide(user, Credential::PublicKey).await?;
         let offered = key.to_openssh().ok()?;
-        let offered = offered.split_ascii_whitespace().take(2).collect::<Vec<_>>();
-        let listed = response.public_keys.iter().flatten().any(|k| {
-            k.split_ascii_whitespace()
-                .take(2)
-                .eq(offered.iter().copied())
-        });
+        let listed = response
+            .public_keys
+            .as_deref()
+            .is_some_and(|keys| crate::input::key_listed(keys, &offered));
         if listed {
             Some((username, response))
         } else {
             info!(target: "ferry::session", session = self.id, user = %username, reason = "key_not_listed", "AUTH_FAILURE");
             None
+        }
+    }
+
+    /// Ends an authentication attempt: a login is kept for the session, anything else rejected.
+    fn settle(&mut self, login: Option<(Username, AuthResponse)>, method: &'static str) -> Auth {
+        match login {
+            Some(login) => {
+                info!(target: "ferry::session", session = self.id, user = %login.0, method, "AUTH_SUCCESS");
+                self.login = Some(login);
+                Auth::Accept
+            }
+            None => Auth::reject(),
         }
     }
 
@@ -188,14 +198,8 @@ impl russh::server::Handler for Connection {
         let Ok(password) = Password::parse(password) else {
             return Ok(Auth::reject());
         };
-        match self.decide(user, Credential::Password(password)).await {
-            Some(login) => {
-                info!(target: "ferry::session", session = self.id, user = %login.0, method = "password", "AUTH_SUCCESS");
-                self.login = Some(login);
-                Ok(Auth::Accept)
-            }
-            None => Ok(Auth::reject()),
-        }
+        let login = self.decide(user, Credential::Password(password)).await;
+        Ok(self.settle(login, "password"))
     }
 
     async fn auth_publickey_offered(
@@ -218,14 +222,8 @@ impl russh::server::Handler for Connection {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         // Asked again after the signature check: the user may have changed in between.
-        match self.key_allowed(user, key.public_key).await {
-            Some(login) => {
-                info!(target: "ferry::session", session = self.id, user = %login.0, method = "publickey", "AUTH_SUCCESS");
-                self.login = Some(login);
-                Ok(Auth::Accept)
-            }
-            None => Ok(Auth::reject()),
-        }
+        let login = self.key_allowed(user, key.public_key).await;
+        Ok(self.settle(login, "publickey"))
     }
 
     async fn channel_open_session(

@@ -10,19 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use ferry_core::password::{Password, Verifier, hash_password, pepper};
 use ferry_tests::Fixture;
-use ferry_tests::fixture::{AwsAuthenticator, DEFAULT_ROLE, SAMPLE_KEY};
+use ferry_tests::fixture::{AwsAuthenticator, DEFAULT_ROLE, SAMPLE_KEY, direct_event as event};
 use ferry_tests::runtime_api::RuntimeApi;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn event(username: &str, password: Option<&str>) -> Value {
-    let mut e = json!({"username": username, "protocol": "SFTP", "serverId": "s-0123456789abcdef0", "sourceIp": "203.0.113.7"});
-    if let Some(p) = password {
-        e["password"] = json!(p);
-    }
-    e
-}
 
 struct Stats(Vec<Duration>);
 
