@@ -199,7 +199,7 @@ struct LoginArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up(args) => up::up(args).await,
+        Command::Up(args) => up::up(args, cli.target).await,
         _ => commands::run(cli).await,
     };
     match result {

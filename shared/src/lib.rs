@@ -10,6 +10,7 @@ pub mod config;
 pub mod keyring;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod objects;
 pub mod password;
 pub mod policy;
 pub mod ports;

@@ -1,7 +1,8 @@
 //! `ferry up`: the whole system on one machine. A data folder (users, keyring, policies, host key,
 //! objects), and an SFTP server on 127.0.0.1:2222 that asks the real auth handler about every
 //! login and authorises every operation with the session policy it returns, as Transfer Family
-//! does in front of S3.
+//! does in front of S3. With `--aws` the same front door runs on the AWS adapters instead
+//! (DynamoDB, Secrets Manager, IAM, S3, or their emulators).
 
 mod paths;
 mod sftp;
@@ -14,13 +15,20 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ferry_core::auth::{Authenticator, Settings};
+use ferry_core::aws::dynamodb::DynamoUserStore;
+use ferry_core::aws::iam::IamPolicySource;
+use ferry_core::aws::s3::S3Objects;
+use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
 use ferry_core::local::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
+use ferry_core::objects::FileObjects;
 use ferry_core::password::{Password, generate_password, hash_password};
 use ferry_core::ports::{SaltSource, UserAdmin};
 use russh::server::Server as _;
 use serde_json::json;
 
+use crate::Target;
 use crate::commands::store;
+use ssh::{Backend, Server};
 
 /// Where to serve from.
 #[derive(Debug, clap::Args)]
@@ -31,34 +39,29 @@ pub(crate) struct UpArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:2222")]
     listen: SocketAddr,
-    /// The local bucket (a folder under DATA/objects)
+    /// The local bucket (a folder under DATA/objects); not used with --aws
     #[arg(long, default_value = DEFAULT_BUCKET)]
     bucket: String,
+    /// Serve from AWS (or anything speaking its API) instead of the data folder: users in
+    /// DynamoDB (--table), the salt keyring in Secrets Manager (--salt-secret), policies in IAM,
+    /// objects in S3. The data folder then keeps only the host key and the upload spool.
+    #[arg(long)]
+    aws: bool,
 }
 
-pub(crate) async fn up(a: UpArgs) -> Result<std::process::ExitCode> {
+pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .json()
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
         .init();
-    let store = Arc::new(LocalStore::open(&a.data).map_err(store)?);
-    std::fs::create_dir_all(store.bucket_dir(&a.bucket)).context("creating the bucket folder")?;
-    first_start(&store, &a.bucket).await?;
+    if a.aws && target.local.is_some() {
+        anyhow::bail!("--aws and --local name different backends: choose one");
+    }
+    std::fs::create_dir_all(&a.data)
+        .with_context(|| format!("creating the data folder {}", a.data.display()))?;
     let host_key = host_key(&a.data.join("host_key"))?;
-
-    let auth = Arc::new(Authenticator::new(
-        Arc::clone(&store),
-        Arc::clone(&store),
-        Arc::clone(&store),
-        Settings {
-            default_role_arn: "arn:aws:iam::000000000000:role/ferry-local".into(),
-            // Local files change under the operator's hand: read them fresh.
-            salt_cache: Duration::ZERO,
-            policy_cache: Duration::ZERO,
-        },
-    ));
     let config = Arc::new(russh::server::Config {
         keys: vec![host_key],
         // Every rejection takes the same second, whatever failed.
@@ -73,6 +76,63 @@ pub(crate) async fn up(a: UpArgs) -> Result<std::process::ExitCode> {
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
+    let data: Arc<Path> = Arc::from(a.data.as_path());
+
+    if a.aws {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let table = target
+            .table
+            .as_deref()
+            .context("no users table: pass --table or set USERS_TABLE")?;
+        let secret = target
+            .salt_secret
+            .as_deref()
+            .context("no salt secret: pass --salt-secret or set SALT_SECRET_ID")?;
+        let auth = Authenticator::new(
+            DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            SecretsManagerSaltSource::new(aws_sdk_secretsmanager::Client::new(&sdk), secret),
+            IamPolicySource::new(aws_sdk_iam::Client::new(&sdk)),
+            // The Lambda's own defaults.
+            Settings {
+                default_role_arn: "arn:aws:iam::000000000000:role/ferry-local".into(),
+                salt_cache: Duration::from_secs(60),
+                policy_cache: Duration::from_secs(300),
+            },
+        );
+        let server: Server<(_, _, _, S3Objects)> = Server {
+            auth: Arc::new(auth),
+            objects: Arc::new(S3Objects::new(s3_client(&sdk))),
+            data,
+        };
+        eprintln!(
+            "ferry up: SFTP on {} (users in table {table}, objects in S3, spool in {}); try: sftp -P {} USER@{}",
+            listener.local_addr()?,
+            a.data.display(),
+            a.listen.port(),
+            a.listen.ip()
+        );
+        return serve(server, config, listener).await;
+    }
+
+    let store = Arc::new(LocalStore::open(&a.data).map_err(store)?);
+    std::fs::create_dir_all(store.bucket_dir(&a.bucket)).context("creating the bucket folder")?;
+    first_start(&store, &a.bucket).await?;
+    let auth = Authenticator::new(
+        Arc::clone(&store),
+        Arc::clone(&store),
+        Arc::clone(&store),
+        Settings {
+            default_role_arn: "arn:aws:iam::000000000000:role/ferry-local".into(),
+            // Local files change under the operator's hand: read them fresh.
+            salt_cache: Duration::ZERO,
+            policy_cache: Duration::ZERO,
+        },
+    );
+    let server: Server<(_, _, _, FileObjects)> = Server {
+        auth: Arc::new(auth),
+        objects: Arc::new(FileObjects::new(store.dir().join("objects"))),
+        data,
+    };
     eprintln!(
         "ferry up: SFTP on {} (data folder {}); try: sftp -P {} demo@{}",
         listener.local_addr()?,
@@ -80,12 +140,31 @@ pub(crate) async fn up(a: UpArgs) -> Result<std::process::ExitCode> {
         a.listen.port(),
         a.listen.ip()
     );
-    let mut server = ssh::Server { auth, store };
+    serve(server, config, listener).await
+}
+
+async fn serve<B: Backend>(
+    mut server: Server<B>,
+    config: Arc<russh::server::Config>,
+    listener: tokio::net::TcpListener,
+) -> Result<std::process::ExitCode> {
     tokio::select! {
         r = server.run_on_socket(config, &listener) => r.context("the SSH server stopped")?,
         _ = tokio::signal::ctrl_c() => eprintln!("ferry up: stopping"),
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// An S3 client. Custom endpoints (moto, MinIO, LocalStack) want path-style addressing; AWS
+/// itself gets the default virtual-hosted style.
+fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(custom_endpoint)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// On a new data folder: a user `demo` with a random password, shown once.

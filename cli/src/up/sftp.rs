@@ -1,17 +1,21 @@
 //! The SFTP side of `ferry up`: every operation is normalised, mapped to a bucket and key,
 //! authorised against the session policy as the S3 calls Transfer would make, and then served
-//! from the data folder's object storage. Uploads go to a private file first and appear under
-//! their name only when the client closes them; an upload still open when the session ends is
-//! moved aside to `partial/` and reported.
+//! from object storage (the data folder's files, or S3 with `--aws`). The rules (what must exist,
+//! what is refused) live here, once; stores only provide primitives. Uploads are spooled to a
+//! private file and stored under their name only when the client closes them; an upload still
+//! open when the session ends, or one the store refused, is moved aside to `partial/` and
+//! reported.
 
 use std::collections::HashMap;
 use std::fs::{self, File as FsFile};
 use std::os::unix::fs::FileExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_core::access::{Request, SessionPolicy, Verdict};
+use ferry_core::objects::{Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore, parent_key};
 use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
 };
@@ -23,7 +27,7 @@ use super::paths::{Location, Namespace, PathError, normalize};
 /// Largest read served at once (OpenSSH asks for 32 KiB or 256 KiB).
 const MAX_READ: u32 = 256 * 1024;
 
-/// What a session may touch and where its data lives.
+/// What a session may touch and where its uploads are spooled.
 #[derive(Debug)]
 pub(crate) struct SessionContext {
     pub(crate) id: u64,
@@ -31,20 +35,22 @@ pub(crate) struct SessionContext {
     pub(crate) home: String,
     pub(crate) namespace: Namespace,
     pub(crate) policy: Option<SessionPolicy>,
-    pub(crate) objects: PathBuf,
     pub(crate) uploads: PathBuf,
     pub(crate) partial: PathBuf,
 }
 
-enum OpenHandle {
+enum OpenHandle<R> {
     Read {
-        file: FsFile,
+        reader: R,
+        meta: ObjectMeta,
         path: String,
+        bytes: u64,
     },
     Write {
         file: FsFile,
         temp: PathBuf,
-        dest: PathBuf,
+        bucket: String,
+        key: String,
         path: String,
         bytes: u64,
     },
@@ -55,9 +61,10 @@ enum OpenHandle {
 }
 
 /// One SFTP session.
-pub(crate) struct Sftp {
+pub(crate) struct Sftp<O: ObjectStore> {
     ctx: Arc<SessionContext>,
-    handles: HashMap<String, OpenHandle>,
+    store: Arc<O>,
+    handles: HashMap<String, OpenHandle<O::Reader>>,
     next: u64,
 }
 
@@ -80,15 +87,28 @@ fn denied() -> Error {
     )
 }
 
-fn io_err(e: &std::io::Error) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => err(StatusCode::NoSuchFile, "no such file or directory"),
-        std::io::ErrorKind::PermissionDenied => {
-            err(StatusCode::PermissionDenied, "permission denied")
+fn no_such_file() -> Error {
+    err(StatusCode::NoSuchFile, "no such file or directory")
+}
+
+/// The client's view of a store failure; the cause goes to the log, not to the client.
+fn store_err(e: &ObjectError) -> Error {
+    match e {
+        ObjectError::NotFound | ObjectError::BadKey => no_such_file(),
+        ObjectError::NoSuchBucket => err(StatusCode::NoSuchFile, "no such bucket"),
+        ObjectError::AlreadyExists => err(StatusCode::Failure, "already exists"),
+        ObjectError::NotEmpty => err(StatusCode::Failure, "directory not empty"),
+        ObjectError::Unsupported(what) => err(StatusCode::OpUnsupported, what),
+        ObjectError::Unavailable { .. } => {
+            warn!(target: "ferry::session", error = %ferry_core::auth::error_chain(e), "storage failed");
+            err(StatusCode::Failure, "storage error")
         }
-        std::io::ErrorKind::AlreadyExists => err(StatusCode::Failure, "already exists"),
-        _ => err(StatusCode::Failure, "storage error"),
     }
+}
+
+fn spool_err(e: &std::io::Error) -> Error {
+    warn!(target: "ferry::session", error = %e, "spool file failed");
+    err(StatusCode::Failure, "storage error")
 }
 
 fn ok(id: u32) -> Status {
@@ -100,12 +120,46 @@ fn ok(id: u32) -> Status {
     }
 }
 
+fn dir_attrs() -> FileAttributes {
+    let mut a = FileAttributes {
+        permissions: Some(0o755),
+        ..Default::default()
+    };
+    a.set_dir(true);
+    a
+}
+
+fn file_attrs(meta: &ObjectMeta) -> FileAttributes {
+    let mtime = meta
+        .modified
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| u32::try_from(d.as_secs()).ok());
+    let mut a = FileAttributes {
+        size: Some(meta.size),
+        permissions: Some(0o644),
+        mtime,
+        atime: mtime,
+        ..Default::default()
+    };
+    a.set_regular(true);
+    a
+}
+
+fn whole_only() -> Error {
+    // S3 objects are written whole: no appending or patching in place.
+    err(
+        StatusCode::OpUnsupported,
+        "objects can only be written whole (open with truncate)",
+    )
+}
+
 static UPLOAD: AtomicU64 = AtomicU64::new(0);
 
-impl Sftp {
-    pub(crate) fn new(ctx: Arc<SessionContext>) -> Self {
+impl<O: ObjectStore> Sftp<O> {
+    pub(crate) fn new(ctx: Arc<SessionContext>, store: Arc<O>) -> Self {
         Self {
             ctx,
+            store,
             handles: HashMap::new(),
             next: 0,
         }
@@ -115,31 +169,41 @@ impl Sftp {
         let visible = normalize(&self.ctx.home, path).map_err(|e| match e {
             PathError::Control => err(StatusCode::BadMessage, "path holds control characters"),
             PathError::TooLong => err(StatusCode::BadMessage, "path is too long"),
-            PathError::NotMapped => err(StatusCode::NoSuchFile, "no such file or directory"),
+            PathError::NotMapped => no_such_file(),
         })?;
         let loc = self
             .ctx
             .namespace
             .locate(&visible)
-            .map_err(|_| err(StatusCode::NoSuchFile, "no such file or directory"))?;
+            .map_err(|_| no_such_file())?;
         Ok((visible, loc))
     }
 
-    /// The file behind a bucket and key, refusing names that are not plain.
-    fn storage(&self, bucket: &str, key: &str) -> Result<PathBuf, Error> {
-        let bucket_dir = self.ctx.objects.join(bucket);
-        if bucket.is_empty()
-            || bucket.starts_with('.')
-            || bucket.contains('/')
-            || !bucket_dir.is_dir()
-        {
-            return Err(err(StatusCode::NoSuchFile, "no such bucket"));
+    /// The bucket and key a path names; virtual folders are refused with `virtual_err`.
+    fn object(
+        &self,
+        path: &str,
+        virtual_err: fn() -> Error,
+    ) -> Result<(String, String, String), Error> {
+        match self.resolve(path)? {
+            (visible, Location::Object { bucket, key }) => Ok((visible, bucket, key)),
+            (_, Location::Virtual { .. }) => Err(virtual_err()),
         }
-        let rel = Path::new(key);
-        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(err(StatusCode::NoSuchFile, "no such file or directory"));
+    }
+
+    async fn kind(&self, bucket: &str, key: &str) -> Result<Kind, Error> {
+        self.store
+            .stat(bucket, key)
+            .await
+            .map_err(|e| store_err(&e))
+    }
+
+    /// Refuses unless `key`'s parent folder exists (the bucket's root always does).
+    async fn require_parent(&self, bucket: &str, key: &str) -> Result<(), Error> {
+        match self.kind(bucket, parent_key(key)).await? {
+            Kind::Dir => Ok(()),
+            _ => Err(err(StatusCode::NoSuchFile, "no such directory")),
         }
-        Ok(bucket_dir.join(rel))
     }
 
     fn allowed(&self, action: &str, bucket: &str, key: Option<&str>, prefix: Option<&str>) -> bool {
@@ -170,76 +234,85 @@ impl Sftp {
         }
     }
 
-    fn require_list(&self, bucket: &str, key: &str) -> Result<(), Error> {
-        let prefix = if key.is_empty() {
+    fn list_prefix(key: &str) -> String {
+        if key.is_empty() {
             String::new()
         } else {
             format!("{key}/")
-        };
-        if self.allowed("s3:ListBucket", bucket, None, Some(&prefix)) {
+        }
+    }
+
+    fn may_list(&self, bucket: &str, key: &str) -> bool {
+        self.allowed("s3:ListBucket", bucket, None, Some(&Self::list_prefix(key)))
+    }
+
+    fn require_list(&self, bucket: &str, key: &str) -> Result<(), Error> {
+        if self.may_list(bucket, key) {
             Ok(())
         } else {
             Err(denied())
         }
     }
 
-    fn handle(&mut self, h: OpenHandle) -> String {
+    fn handle(&mut self, h: OpenHandle<O::Reader>) -> String {
         self.next += 1;
         let name = self.next.to_string();
         self.handles.insert(name.clone(), h);
         name
     }
 
-    fn dir_attrs() -> FileAttributes {
-        let mut a = FileAttributes {
-            permissions: Some(0o755),
-            ..Default::default()
+    async fn attrs_of(&self, path: &str) -> Result<FileAttributes, Error> {
+        let (_, loc) = self.resolve(path)?;
+        let Location::Object { bucket, key } = loc else {
+            return Ok(dir_attrs());
         };
-        a.set_dir(true);
-        a
+        // Asked before storage is touched, so a refused path reveals nothing, not even whether
+        // it exists.
+        let (may_read, may_list) = (
+            !key.is_empty() && self.allowed("s3:GetObject", &bucket, Some(&key), None),
+            self.may_list(&bucket, &key),
+        );
+        if !may_read && !may_list {
+            return Err(denied());
+        }
+        match self.kind(&bucket, &key).await? {
+            Kind::File(meta) if may_read => Ok(file_attrs(&meta)),
+            Kind::Dir if may_list => Ok(dir_attrs()),
+            Kind::Missing => Err(no_such_file()),
+            _ => Err(denied()),
+        }
     }
 
-    fn attrs_of(&self, path: &str) -> Result<FileAttributes, Error> {
-        let (_, loc) = self.resolve(path)?;
-        match loc {
-            Location::Virtual { .. } => Ok(Self::dir_attrs()),
-            Location::Object { bucket, key } => {
-                let file = self.storage(&bucket, &key)?;
-                let meta = fs::metadata(&file).map_err(|e| io_err(&e))?;
-                if meta.is_dir() {
-                    self.require_list(&bucket, &key)?;
-                } else {
-                    self.require("s3:GetObject", &bucket, &key)?;
-                }
-                Ok(FileAttributes::from(&meta))
-            }
-        }
+    /// Moves an upload's spool file to `partial/` and reports it.
+    fn set_aside(&self, temp: &std::path::Path, path: &str, bytes: u64, why: &'static str) {
+        let aside = self.ctx.partial.join(temp.file_name().unwrap_or_default());
+        let kept = fs::create_dir_all(&self.ctx.partial)
+            .and_then(|()| fs::rename(temp, &aside))
+            .is_ok();
+        warn!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %path, bytes, kept_at = %aside.display(), kept, why, "PARTIAL_UPLOAD");
     }
 
     /// Moves uploads that were never closed to `partial/` and reports them.
     pub(crate) fn abandon(&mut self) {
-        for (_, h) in self.handles.drain() {
+        let handles: Vec<_> = self.handles.drain().collect();
+        for (_, h) in handles {
             if let OpenHandle::Write {
                 temp, path, bytes, ..
             } = h
             {
-                let aside = self.ctx.partial.join(temp.file_name().unwrap_or_default());
-                let kept = fs::create_dir_all(&self.ctx.partial)
-                    .and_then(|()| fs::rename(&temp, &aside))
-                    .is_ok();
-                warn!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %path, bytes, kept_at = %aside.display(), kept, "PARTIAL_UPLOAD");
+                self.set_aside(&temp, &path, bytes, "session ended before close");
             }
         }
     }
 }
 
-impl Drop for Sftp {
+impl<O: ObjectStore> Drop for Sftp<O> {
     fn drop(&mut self) {
         self.abandon();
     }
 }
 
-impl russh_sftp::server::Handler for Sftp {
+impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
     type Error = Error;
 
     fn unimplemented(&self) -> Self::Error {
@@ -273,32 +346,31 @@ impl russh_sftp::server::Handler for Sftp {
     async fn stat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
         Ok(Attrs {
             id,
-            attrs: self.attrs_of(&path)?,
+            attrs: self.attrs_of(&path).await?,
         })
     }
 
     async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
         Ok(Attrs {
             id,
-            attrs: self.attrs_of(&path)?,
+            attrs: self.attrs_of(&path).await?,
         })
     }
 
     async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
-        match self.handles.get(&handle) {
-            Some(OpenHandle::Read { file, .. } | OpenHandle::Write { file, .. }) => {
-                let meta = file.metadata().map_err(|e| io_err(&e))?;
-                Ok(Attrs {
-                    id,
-                    attrs: FileAttributes::from(&meta),
+        let attrs = match self.handles.get(&handle) {
+            Some(OpenHandle::Read { meta, .. }) => file_attrs(meta),
+            Some(OpenHandle::Write { file, .. }) => {
+                let meta = file.metadata().map_err(|e| spool_err(&e))?;
+                file_attrs(&ObjectMeta {
+                    size: meta.len(),
+                    modified: Some(SystemTime::now()),
                 })
             }
-            Some(OpenHandle::Dir { .. }) => Ok(Attrs {
-                id,
-                attrs: Self::dir_attrs(),
-            }),
-            None => Err(err(StatusCode::Failure, "invalid handle")),
-        }
+            Some(OpenHandle::Dir { .. }) => dir_attrs(),
+            None => return Err(err(StatusCode::Failure, "invalid handle")),
+        };
+        Ok(Attrs { id, attrs })
     }
 
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
@@ -306,22 +378,28 @@ impl russh_sftp::server::Handler for Sftp {
         let entries = match loc {
             Location::Virtual { children } => children
                 .into_iter()
-                .map(|c| File::new(c, Self::dir_attrs()))
+                .map(|c| File::new(c, dir_attrs()))
                 .collect(),
             Location::Object { bucket, key } => {
-                let dir = self.storage(&bucket, &key)?;
                 self.require_list(&bucket, &key)?;
-                let mut entries = Vec::new();
-                for entry in fs::read_dir(&dir).map_err(|e| io_err(&e))? {
-                    let entry = entry.map_err(|e| io_err(&e))?;
-                    let Ok(name) = entry.file_name().into_string() else {
-                        continue;
-                    };
-                    let Ok(meta) = entry.metadata() else { continue };
-                    entries.push(File::new(name, FileAttributes::from(&meta)));
+                match self.kind(&bucket, &key).await? {
+                    Kind::Dir => {}
+                    Kind::File(_) => return Err(err(StatusCode::Failure, "not a directory")),
+                    Kind::Missing => return Err(no_such_file()),
                 }
-                entries.sort_by(|a, b| a.filename.cmp(&b.filename));
-                entries
+                self.store
+                    .list(&bucket, &key)
+                    .await
+                    .map_err(|e| store_err(&e))?
+                    .into_iter()
+                    .map(|e| {
+                        let attrs = match &e.kind {
+                            Kind::File(meta) => file_attrs(meta),
+                            _ => dir_attrs(),
+                        };
+                        File::new(e.name, attrs)
+                    })
+                    .collect()
             }
         };
         Ok(Handle {
@@ -354,39 +432,31 @@ impl russh_sftp::server::Handler for Sftp {
         pflags: OpenFlags,
         _attrs: FileAttributes,
     ) -> Result<Handle, Self::Error> {
-        let (visible, loc) = self.resolve(&filename)?;
-        let Location::Object { bucket, key } = loc else {
-            return Err(err(StatusCode::Failure, "is a directory"));
-        };
+        let is_dir = || err(StatusCode::Failure, "is a directory");
+        let (visible, bucket, key) = self.object(&filename, is_dir)?;
         if key.is_empty() {
-            return Err(err(StatusCode::Failure, "is a directory"));
+            return Err(is_dir());
         }
-        let dest = self.storage(&bucket, &key)?;
         if pflags.contains(OpenFlags::WRITE)
             || pflags.contains(OpenFlags::CREATE)
             || pflags.contains(OpenFlags::APPEND)
         {
             self.require("s3:PutObject", &bucket, &key)?;
-            if dest.is_dir() {
-                return Err(err(StatusCode::Failure, "is a directory"));
+            match self.kind(&bucket, &key).await? {
+                Kind::Dir => return Err(is_dir()),
+                Kind::File(_) if pflags.contains(OpenFlags::EXCLUDE) => {
+                    return Err(err(StatusCode::Failure, "already exists"));
+                }
+                Kind::File(_) if !pflags.contains(OpenFlags::TRUNCATE) => {
+                    return Err(whole_only());
+                }
+                _ => {}
             }
-            if pflags.contains(OpenFlags::EXCLUDE) && dest.exists() {
-                return Err(err(StatusCode::Failure, "already exists"));
+            if pflags.contains(OpenFlags::APPEND) {
+                return Err(whole_only());
             }
-            if pflags.contains(OpenFlags::APPEND)
-                || !pflags.contains(OpenFlags::TRUNCATE) && dest.exists()
-            {
-                // S3 objects are written whole: no appending or patching in place.
-                return Err(err(
-                    StatusCode::OpUnsupported,
-                    "objects can only be written whole (open with truncate)",
-                ));
-            }
-            match dest.parent() {
-                Some(parent) if parent.is_dir() => {}
-                _ => return Err(err(StatusCode::NoSuchFile, "no such directory")),
-            }
-            fs::create_dir_all(&self.ctx.uploads).map_err(|e| io_err(&e))?;
+            self.require_parent(&bucket, &key).await?;
+            fs::create_dir_all(&self.ctx.uploads).map_err(|e| spool_err(&e))?;
             let temp = self.ctx.uploads.join(format!(
                 "{}-{}-{}",
                 std::process::id(),
@@ -398,30 +468,37 @@ impl russh_sftp::server::Handler for Sftp {
                 .write(true)
                 .create_new(true)
                 .open(&temp)
-                .map_err(|e| io_err(&e))?;
+                .map_err(|e| spool_err(&e))?;
             info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %visible, mode = "write", "OPEN");
             return Ok(Handle {
                 id,
                 handle: self.handle(OpenHandle::Write {
                     file,
                     temp,
-                    dest,
+                    bucket,
+                    key,
                     path: visible,
                     bytes: 0,
                 }),
             });
         }
         self.require("s3:GetObject", &bucket, &key)?;
-        let file = FsFile::open(&dest).map_err(|e| io_err(&e))?;
-        if file.metadata().map_err(|e| io_err(&e))?.is_dir() {
-            return Err(err(StatusCode::Failure, "is a directory"));
-        }
+        let (reader, meta) = match self.store.open(&bucket, &key).await {
+            Ok(opened) => opened,
+            // A folder is not an object: say so rather than "no such file".
+            Err(ObjectError::NotFound) if self.kind(&bucket, &key).await? == Kind::Dir => {
+                return Err(is_dir());
+            }
+            Err(e) => return Err(store_err(&e)),
+        };
         info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %visible, mode = "read", "OPEN");
         Ok(Handle {
             id,
             handle: self.handle(OpenHandle::Read {
-                file,
+                reader,
+                meta,
                 path: visible,
+                bytes: 0,
             }),
         })
     }
@@ -433,16 +510,18 @@ impl russh_sftp::server::Handler for Sftp {
         offset: u64,
         len: u32,
     ) -> Result<Data, Self::Error> {
-        let Some(OpenHandle::Read { file, .. }) = self.handles.get(&handle) else {
+        let Some(OpenHandle::Read { reader, bytes, .. }) = self.handles.get_mut(&handle) else {
             return Err(err(StatusCode::Failure, "invalid handle"));
         };
-        let mut buf = vec![0u8; len.min(MAX_READ) as usize];
-        let n = file.read_at(&mut buf, offset).map_err(|e| io_err(&e))?;
-        if n == 0 {
+        let data = reader
+            .read_at(offset, len.min(MAX_READ) as usize)
+            .await
+            .map_err(|e| store_err(&e))?;
+        if data.is_empty() {
             return Err(err(StatusCode::Eof, "end of file"));
         }
-        buf.truncate(n);
-        Ok(Data { id, data: buf })
+        *bytes += data.len() as u64;
+        Ok(Data { id, data })
     }
 
     async fn write(
@@ -455,7 +534,8 @@ impl russh_sftp::server::Handler for Sftp {
         let Some(OpenHandle::Write { file, bytes, .. }) = self.handles.get_mut(&handle) else {
             return Err(err(StatusCode::Failure, "invalid handle"));
         };
-        file.write_all_at(&data, offset).map_err(|e| io_err(&e))?;
+        file.write_all_at(&data, offset)
+            .map_err(|e| spool_err(&e))?;
         *bytes += data.len() as u64;
         Ok(ok(id))
     }
@@ -465,20 +545,28 @@ impl russh_sftp::server::Handler for Sftp {
             Some(OpenHandle::Write {
                 file,
                 temp,
-                dest,
+                bucket,
+                key,
                 path,
                 bytes,
             }) => {
-                let size = file.metadata().map(|m| m.len()).unwrap_or(bytes);
                 drop(file);
-                // The name appears only now, complete: rename is atomic on one filesystem.
-                fs::rename(&temp, &dest).map_err(|e| io_err(&e))?;
-                info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %path, bytes = size, mode = "write", "CLOSE");
-                Ok(ok(id))
+                // The name appears only now, complete: a rename on disk, a whole PUT in S3.
+                match self.store.put_file(&bucket, &key, &temp).await {
+                    Ok(size) => {
+                        info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %path, bytes = size, mode = "write", "CLOSE");
+                        Ok(ok(id))
+                    }
+                    Err(e) => {
+                        // Nothing the client sent is lost: the spool is kept and reported.
+                        let reply = store_err(&e);
+                        self.set_aside(&temp, &path, bytes, "storing the upload failed");
+                        Err(reply)
+                    }
+                }
             }
-            Some(OpenHandle::Read { file, path }) => {
-                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %path, bytes = size, mode = "read", "CLOSE");
+            Some(OpenHandle::Read { path, bytes, .. }) => {
+                info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %path, bytes, mode = "read", "CLOSE");
                 Ok(ok(id))
             }
             Some(OpenHandle::Dir { .. }) => Ok(ok(id)),
@@ -487,16 +575,20 @@ impl russh_sftp::server::Handler for Sftp {
     }
 
     async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
-        let (_, loc) = self.resolve(&filename)?;
-        let Location::Object { bucket, key } = loc else {
+        let (_, bucket, key) = self.object(&filename, denied)?;
+        if key.is_empty() {
             return Err(denied());
-        };
-        let path = self.storage(&bucket, &key)?;
-        self.require("s3:DeleteObject", &bucket, &key)?;
-        if path.is_dir() {
-            return Err(err(StatusCode::Failure, "is a directory (use rmdir)"));
         }
-        fs::remove_file(&path).map_err(|e| io_err(&e))?;
+        self.require("s3:DeleteObject", &bucket, &key)?;
+        match self.kind(&bucket, &key).await? {
+            Kind::File(_) => {}
+            Kind::Dir => return Err(err(StatusCode::Failure, "is a directory (use rmdir)")),
+            Kind::Missing => return Err(no_such_file()),
+        }
+        self.store
+            .delete(&bucket, &key)
+            .await
+            .map_err(|e| store_err(&e))?;
         Ok(ok(id))
     }
 
@@ -506,36 +598,46 @@ impl russh_sftp::server::Handler for Sftp {
         path: String,
         _attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
-        let (_, loc) = self.resolve(&path)?;
-        let Location::Object { bucket, key } = loc else {
-            return Err(err(StatusCode::Failure, "already exists"));
-        };
+        let exists = || err(StatusCode::Failure, "already exists");
+        let (_, bucket, key) = self.object(&path, exists)?;
         if key.is_empty() {
-            return Err(err(StatusCode::Failure, "already exists"));
+            return Err(exists());
         }
-        let dir = self.storage(&bucket, &key)?;
         self.require("s3:PutObject", &bucket, &format!("{key}/"))?;
-        fs::create_dir(&dir).map_err(|e| io_err(&e))?;
+        if self.kind(&bucket, &key).await? != Kind::Missing {
+            return Err(exists());
+        }
+        self.require_parent(&bucket, &key).await?;
+        self.store
+            .make_dir(&bucket, &key)
+            .await
+            .map_err(|e| store_err(&e))?;
         Ok(ok(id))
     }
 
     async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
-        let (_, loc) = self.resolve(&path)?;
-        let Location::Object { bucket, key } = loc else {
-            return Err(denied());
-        };
+        let (_, bucket, key) = self.object(&path, denied)?;
         if key.is_empty() {
             return Err(denied());
         }
-        let dir = self.storage(&bucket, &key)?;
         self.require("s3:DeleteObject", &bucket, &format!("{key}/"))?;
-        if !dir.is_dir() {
-            return Err(err(StatusCode::NoSuchFile, "no such directory"));
+        match self.kind(&bucket, &key).await? {
+            Kind::Dir => {}
+            Kind::File(_) => return Err(err(StatusCode::Failure, "not a directory")),
+            Kind::Missing => return Err(err(StatusCode::NoSuchFile, "no such directory")),
         }
-        if fs::read_dir(&dir).map_err(|e| io_err(&e))?.next().is_some() {
+        let inside = self
+            .store
+            .list(&bucket, &key)
+            .await
+            .map_err(|e| store_err(&e))?;
+        if !inside.is_empty() {
             return Err(err(StatusCode::Failure, "directory not empty"));
         }
-        fs::remove_dir(&dir).map_err(|e| io_err(&e))?;
+        self.store
+            .remove_dir(&bucket, &key)
+            .await
+            .map_err(|e| store_err(&e))?;
         Ok(ok(id))
     }
 
@@ -545,36 +647,33 @@ impl russh_sftp::server::Handler for Sftp {
         oldpath: String,
         newpath: String,
     ) -> Result<Status, Self::Error> {
-        let (_, from) = self.resolve(&oldpath)?;
-        let (_, to) = self.resolve(&newpath)?;
-        let (
-            Location::Object {
-                bucket: fb,
-                key: fk,
-            },
-            Location::Object {
-                bucket: tb,
-                key: tk,
-            },
-        ) = (from, to)
-        else {
+        let (_, fb, fk) = self.object(&oldpath, denied)?;
+        let (_, tb, tk) = self.object(&newpath, denied)?;
+        if fk.is_empty() || tk.is_empty() {
             return Err(denied());
-        };
-        let (src, dst) = (self.storage(&fb, &fk)?, self.storage(&tb, &tk)?);
+        }
         // S3 has no rename: it is a copy and a delete.
         self.require("s3:GetObject", &fb, &fk)?;
         self.require("s3:PutObject", &tb, &tk)?;
         self.require("s3:DeleteObject", &fb, &fk)?;
-        if src.is_dir() {
-            return Err(err(
-                StatusCode::OpUnsupported,
-                "renaming directories is not supported",
-            ));
+        match self.kind(&fb, &fk).await? {
+            Kind::File(_) => {}
+            Kind::Dir => {
+                return Err(err(
+                    StatusCode::OpUnsupported,
+                    "renaming directories is not supported",
+                ));
+            }
+            Kind::Missing => return Err(no_such_file()),
         }
-        if dst.exists() {
+        if self.kind(&tb, &tk).await? != Kind::Missing {
             return Err(err(StatusCode::Failure, "target already exists"));
         }
-        fs::rename(&src, &dst).map_err(|e| io_err(&e))?;
+        self.require_parent(&tb, &tk).await?;
+        self.store
+            .rename(&fb, &fk, &tb, &tk)
+            .await
+            .map_err(|e| store_err(&e))?;
         Ok(ok(id))
     }
 

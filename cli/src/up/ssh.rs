@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_core::access::{SessionPolicy, SessionVariables};
 use ferry_core::auth::{Authenticator, Decision};
-use ferry_core::local::LocalStore;
+use ferry_core::objects::ObjectStore;
 use ferry_core::password::Password;
+use ferry_core::ports::{PolicySource, SaltSource, UserStore};
 use ferry_core::transfer::{AuthRequest, AuthResponse, Credential, Protocol};
 use ferry_core::user::Mapping;
 use ferry_core::username::Username;
@@ -22,23 +23,57 @@ use tracing::{info, warn};
 use super::paths::Namespace;
 use super::sftp::{SessionContext, Sftp};
 
-pub(crate) type LocalAuth = Authenticator<Arc<LocalStore>, Arc<LocalStore>, Arc<LocalStore>>;
-
 /// The server id every local login reports.
 pub(crate) const SERVER_ID: &str = "s-local";
 
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Clone)]
-pub(crate) struct Server {
-    pub(crate) auth: Arc<LocalAuth>,
-    pub(crate) store: Arc<LocalStore>,
+/// The ports every part of the front door is generic over: where users, salts and policies come
+/// from (`A`'s three) and where objects live (`O`).
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Users: UserStore + 'static;
+    type Salts: SaltSource + 'static;
+    type Policies: PolicySource + 'static;
+    type Objects: ObjectStore;
 }
 
-impl russh::server::Server for Server {
-    type Handler = Connection;
+impl<U, S, P, O> Backend for (U, S, P, O)
+where
+    U: UserStore + 'static,
+    S: SaltSource + 'static,
+    P: PolicySource + 'static,
+    O: ObjectStore,
+{
+    type Users = U;
+    type Salts = S;
+    type Policies = P;
+    type Objects = O;
+}
 
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
+type Auth_<B> =
+    Authenticator<<B as Backend>::Users, <B as Backend>::Salts, <B as Backend>::Policies>;
+
+pub(crate) struct Server<B: Backend> {
+    pub(crate) auth: Arc<Auth_<B>>,
+    pub(crate) objects: Arc<B::Objects>,
+    /// Where uploads are spooled (`uploads/`) and set aside (`partial/`).
+    pub(crate) data: Arc<std::path::Path>,
+}
+
+impl<B: Backend> Clone for Server<B> {
+    fn clone(&self) -> Self {
+        Self {
+            auth: Arc::clone(&self.auth),
+            objects: Arc::clone(&self.objects),
+            data: Arc::clone(&self.data),
+        }
+    }
+}
+
+impl<B: Backend> russh::server::Server for Server<B> {
+    type Handler = Connection<B>;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection<B> {
         let id = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
         let ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip());
         info!(target: "ferry::session", session = id, source_ip = %ip, "CONNECTED");
@@ -46,7 +81,8 @@ impl russh::server::Server for Server {
             id,
             ip,
             auth: Arc::clone(&self.auth),
-            store: Arc::clone(&self.store),
+            objects: Arc::clone(&self.objects),
+            data: Arc::clone(&self.data),
             login: None,
             channels: HashMap::new(),
         }
@@ -54,23 +90,24 @@ impl russh::server::Server for Server {
 }
 
 /// One SSH connection.
-pub(crate) struct Connection {
+pub(crate) struct Connection<B: Backend> {
     id: u64,
     ip: IpAddr,
-    auth: Arc<LocalAuth>,
-    store: Arc<LocalStore>,
+    auth: Arc<Auth_<B>>,
+    objects: Arc<B::Objects>,
+    data: Arc<std::path::Path>,
     login: Option<(Username, AuthResponse)>,
     channels: HashMap<ChannelId, Channel<Msg>>,
 }
 
-impl Drop for Connection {
+impl<B: Backend> Drop for Connection<B> {
     fn drop(&mut self) {
         let user = self.login.as_ref().map(|(u, _)| u.to_string());
         info!(target: "ferry::session", session = self.id, user = user.as_deref(), "DISCONNECTED");
     }
 }
 
-impl Connection {
+impl<B: Backend> Connection<B> {
     async fn decide(&self, user: &str, credential: Credential) -> Option<(Username, AuthResponse)> {
         let Ok(username) = Username::parse(user) else {
             info!(target: "ferry::session", session = self.id, reason = "bad_username", "AUTH_FAILURE");
@@ -124,7 +161,7 @@ impl Connection {
         }
     }
 
-    fn context(&self) -> Option<SessionContext> {
+    async fn context(&self) -> Option<SessionContext> {
         let (username, response) = self.login.as_ref()?;
         let (namespace, home, vars_home) = match response.home_directory_type {
             "LOGICAL" => {
@@ -157,7 +194,6 @@ impl Connection {
                 return None;
             }
         };
-        let dir = self.store.dir();
         // Like S3 "optimized directories": the home folders exist from the first login on.
         let targets: Vec<&str> = match &namespace {
             Namespace::Path => vec![home.as_str()],
@@ -169,13 +205,10 @@ impl Connection {
         };
         for target in targets {
             let rel = target.trim_matches('/');
-            let bucket = rel.split('/').next().unwrap_or("");
-            let bucket_dir = dir.join("objects").join(bucket);
-            let safe = rel
-                .split('/')
-                .all(|s| !s.is_empty() && s != "." && s != "..");
-            if safe && bucket_dir.is_dir() {
-                let _ = std::fs::create_dir_all(dir.join("objects").join(rel));
+            let (bucket, key) = rel.split_once('/').unwrap_or((rel, ""));
+            if let Err(e) = self.objects.ensure_dir(bucket, key).await {
+                // The session still starts; operations there answer for themselves.
+                warn!(target: "ferry::session", session = self.id, bucket, key, error = %ferry_core::auth::error_chain(&e), "home folder not created");
             }
         }
         Some(SessionContext {
@@ -184,14 +217,13 @@ impl Connection {
             home,
             namespace,
             policy,
-            objects: dir.join("objects"),
-            uploads: dir.join("uploads"),
-            partial: dir.join("partial"),
+            uploads: self.data.join("uploads"),
+            partial: self.data.join("partial"),
         })
     }
 }
 
-impl russh::server::Handler for Connection {
+impl<B: Backend> russh::server::Handler for Connection<B> {
     type Error = anyhow::Error;
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
@@ -252,11 +284,19 @@ impl russh::server::Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let ctx = if name == "sftp" { self.context() } else { None };
+        let ctx = if name == "sftp" {
+            self.context().await
+        } else {
+            None
+        };
         match (ctx, self.channels.remove(&channel_id)) {
             (Some(ctx), Some(channel)) => {
                 session.channel_success(channel_id)?;
-                russh_sftp::server::run(channel.into_stream(), Sftp::new(Arc::new(ctx))).await;
+                russh_sftp::server::run(
+                    channel.into_stream(),
+                    Sftp::new(Arc::new(ctx), Arc::clone(&self.objects)),
+                )
+                .await;
             }
             _ => session.channel_failure(channel_id)?,
         }

@@ -4,5 +4,7 @@
 pub mod dynamodb;
 #[cfg(feature = "iam")]
 pub mod iam;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;

@@ -1,0 +1,451 @@
+//! Object storage in S3: folders are common prefixes and `folder/` marker objects, as the S3
+//! console and Transfer Family make them. Uploads arrive as a finished spool file and are sent
+//! whole (multipart above 64 MiB), so an object appears complete or not at all.
+
+use std::path::Path;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tracing::{instrument, warn};
+
+use crate::objects::{Entry, Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore};
+
+/// Uploads above this go multipart (PutObject alone stops at 5 GiB).
+const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
+/// The smallest part; larger when a file would otherwise need more than 10,000 parts.
+const PART_SIZE: u64 = 16 * 1024 * 1024;
+const MAX_PARTS: u64 = 10_000;
+
+/// Characters escaped in a CopySource key: everything but unreserved ones and `/`.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Buckets in S3 (or anything speaking its API).
+#[derive(Debug, Clone)]
+pub struct S3Objects {
+    client: Client,
+}
+
+impl S3Objects {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn classify<E>(e: SdkError<E, HttpResponse>) -> ObjectError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    match e.code() {
+        Some("NoSuchBucket") => ObjectError::NoSuchBucket,
+        Some("NoSuchKey" | "NotFound") => ObjectError::NotFound,
+        // HEAD answers carry no error code, only the status.
+        _ if status == Some(404) => ObjectError::NotFound,
+        _ => ObjectError::Unavailable {
+            what: "S3",
+            source: Box::new(e),
+        },
+    }
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> ObjectError {
+    ObjectError::Unavailable {
+        what: "S3",
+        source: Box::new(e),
+    }
+}
+
+fn modified(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<std::time::SystemTime> {
+    t.and_then(|t| std::time::SystemTime::try_from(*t).ok())
+}
+
+fn size(n: Option<i64>) -> u64 {
+    n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+fn length(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The prefix that lists folder `dir`.
+fn folder(dir: &str) -> String {
+    if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    }
+}
+
+/// One object being read: a ranged GET stays open while reads follow each other.
+#[derive(Debug)]
+pub struct S3Reader {
+    client: Client,
+    bucket: String,
+    key: String,
+    /// The object read is the one opened: a replaced object fails the next GET.
+    etag: Option<String>,
+    size: u64,
+    pos: u64,
+    body: Option<ByteStream>,
+    pending: Bytes,
+}
+
+impl ObjectReader for S3Reader {
+    async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, ObjectError> {
+        if offset >= self.size || len == 0 {
+            return Ok(Vec::new());
+        }
+        if self.body.is_none() || offset != self.pos {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .set_if_match(self.etag.clone())
+                .range(format!("bytes={offset}-"))
+                .send()
+                .await
+                .map_err(classify)?;
+            self.body = Some(out.body);
+            self.pos = offset;
+            self.pending = Bytes::new();
+        }
+        let want = usize::try_from(self.size - offset).map_or(len, |left| left.min(len));
+        let mut out = Vec::with_capacity(want);
+        while out.len() < want {
+            if self.pending.is_empty() {
+                let Some(body) = self.body.as_mut() else {
+                    break;
+                };
+                match body.try_next().await {
+                    Ok(Some(chunk)) => self.pending = chunk,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.body = None;
+                        return Err(unavailable(e));
+                    }
+                }
+            }
+            let take = (want - out.len()).min(self.pending.len());
+            out.extend_from_slice(&self.pending.split_to(take));
+        }
+        self.pos += out.len() as u64;
+        Ok(out)
+    }
+}
+
+impl S3Objects {
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(ObjectMeta, Option<String>)>, ObjectError> {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some((
+                ObjectMeta {
+                    size: size(out.content_length()),
+                    modified: modified(out.last_modified()),
+                },
+                out.e_tag().map(str::to_owned),
+            ))),
+            Err(e) => match classify(e) {
+                ObjectError::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        spool: &Path,
+        total: u64,
+    ) -> Result<(), ObjectError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        let upload_id = created
+            .upload_id()
+            .ok_or(ObjectError::Unsupported(
+                "S3 returned no multipart upload id",
+            ))?
+            .to_owned();
+        let result = async {
+            let part_size = PART_SIZE.max(total.div_ceil(MAX_PARTS));
+            let mut parts = Vec::new();
+            let mut offset = 0;
+            let mut number = 1;
+            while offset < total {
+                let len = part_size.min(total - offset);
+                // Streamed from the spool file: a part is never held in memory whole.
+                let body = ByteStream::read_from()
+                    .path(spool)
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await
+                    .map_err(unavailable)?;
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .content_length(length(len))
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag)
+                        .set_checksum_crc32(out.checksum_crc32)
+                        .build(),
+                );
+                offset += len;
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            // No orphaned parts left to bill for.
+            if let Err(e) = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await
+            {
+                warn!(error = %e, "aborting a failed multipart upload failed");
+            }
+        }
+        result
+    }
+}
+
+impl ObjectStore for S3Objects {
+    type Reader = S3Reader;
+
+    #[instrument(skip(self))]
+    async fn stat(&self, bucket: &str, key: &str) -> Result<Kind, ObjectError> {
+        if key.is_empty() {
+            return match self.client.head_bucket().bucket(bucket).send().await {
+                Ok(_) => Ok(Kind::Dir),
+                Err(e) => Err(match classify(e) {
+                    ObjectError::NotFound => ObjectError::NoSuchBucket,
+                    e => e,
+                }),
+            };
+        }
+        if let Some((meta, _)) = self.head(bucket, key).await? {
+            return Ok(Kind::File(meta));
+        }
+        // A folder is any prefix with something under it, its marker included.
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(folder(key))
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(
+            if out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty() {
+                Kind::Dir
+            } else {
+                Kind::Missing
+            },
+        )
+    }
+
+    #[instrument(skip(self))]
+    async fn list(&self, bucket: &str, dir: &str) -> Result<Vec<Entry>, ObjectError> {
+        let prefix = folder(dir);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        let mut entries = Vec::new();
+        let plain = |name: &str| !name.is_empty() && name != "." && name != "..";
+        while let Some(page) = pages.try_next().await.map_err(classify)? {
+            for p in page.common_prefixes() {
+                let name = p
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(prefix.as_str()))
+                    .map(|p| p.trim_end_matches('/'));
+                if let Some(name) = name.filter(|n| plain(n)) {
+                    entries.push(Entry {
+                        name: name.to_owned(),
+                        kind: Kind::Dir,
+                    });
+                }
+            }
+            for o in page.contents() {
+                // The folder's own marker (`dir/`) is not one of its entries.
+                let name = o.key().and_then(|k| k.strip_prefix(prefix.as_str()));
+                if let Some(name) = name.filter(|n| plain(n)) {
+                    entries.push(Entry {
+                        name: name.to_owned(),
+                        kind: Kind::File(ObjectMeta {
+                            size: size(o.size()),
+                            modified: modified(o.last_modified()),
+                        }),
+                    });
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    #[instrument(skip(self))]
+    async fn open(&self, bucket: &str, key: &str) -> Result<(S3Reader, ObjectMeta), ObjectError> {
+        let (meta, etag) = self.head(bucket, key).await?.ok_or(ObjectError::NotFound)?;
+        Ok((
+            S3Reader {
+                client: self.client.clone(),
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                etag,
+                size: meta.size,
+                pos: 0,
+                body: None,
+                pending: Bytes::new(),
+            },
+            meta,
+        ))
+    }
+
+    #[instrument(skip(self, spool))]
+    async fn put_file(&self, bucket: &str, key: &str, spool: &Path) -> Result<u64, ObjectError> {
+        let total = std::fs::metadata(spool).map_err(unavailable)?.len();
+        if total > MULTIPART_THRESHOLD {
+            self.multipart(bucket, key, spool, total).await?;
+        } else {
+            let body = ByteStream::read_from()
+                .path(spool)
+                .build()
+                .await
+                .map_err(unavailable)?;
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_length(length(total))
+                .body(body)
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        if let Err(e) = std::fs::remove_file(spool) {
+            warn!(error = %e, spool = %spool.display(), "the uploaded spool file could not be removed");
+        }
+        Ok(total)
+    }
+
+    #[instrument(skip(self))]
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn make_dir(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(folder(key))
+            .content_length(0)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn ensure_dir(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        if key.is_empty() || self.stat(bucket, key).await? != Kind::Missing {
+            return Ok(());
+        }
+        self.make_dir(bucket, key).await
+    }
+
+    async fn remove_dir(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
+        self.delete(bucket, &folder(key)).await
+    }
+
+    #[instrument(skip(self))]
+    async fn rename(
+        &self,
+        bucket: &str,
+        from: &str,
+        to_bucket: &str,
+        to: &str,
+    ) -> Result<(), ObjectError> {
+        // S3 has no rename: copy, then delete the source once the copy exists.
+        self.client
+            .copy_object()
+            .copy_source(format!(
+                "{bucket}/{}",
+                utf8_percent_encode(from, COPY_SOURCE)
+            ))
+            .bucket(to_bucket)
+            .key(to)
+            .send()
+            .await
+            .map_err(classify)?;
+        self.delete(bucket, from).await
+    }
+}
