@@ -190,6 +190,26 @@ impl Fixture {
         Ok(cmd)
     }
 
+    /// An S3 client for the emulator (path-style addressing, as moto wants).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Creates a bucket with a unique name and returns the name.
+    pub async fn bucket(&self) -> Result<String> {
+        let name = unique("ferry");
+        self.s3()
+            .create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .context("create bucket")?;
+        Ok(name)
+    }
+
     /// Creates another managed policy and returns its ARN.
     pub async fn policy(&self, document: &str) -> Result<String> {
         create_policy(&self.iam, &unique("policy"), document).await

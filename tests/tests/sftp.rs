@@ -1,5 +1,7 @@
 //! `ferry up` end to end with OpenSSH's own `sftp` client: logins, transfers, every file
-//! operation, and the session policy and path rules that keep each user in their home.
+//! operation, and the session policy and path rules that keep each user in their home. The
+//! suite runs twice: on the data folder (`local::…`) and with `--aws` on DynamoDB Local and moto
+//! (`aws::…`), checking storage directly (files, or S3 objects) after each session.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -8,9 +10,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_tests::Fixture;
 use ferry_tests::fixture::unique;
 use ferry_tests::run_with_stdin;
 use ferry_tests::runtime_api::workspace_binary;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// The data folder: SQLite users, keyring and policy files, objects as files.
+    Local,
+    /// `--aws`: DynamoDB Local, and moto for Secrets Manager, IAM and S3.
+    Aws,
+}
+
+/// The AWS side of a test: its own table, secret, policy and bucket.
+struct AwsSide {
+    rt: tokio::runtime::Runtime,
+    fixture: Fixture,
+    s3: aws_sdk_s3::Client,
+}
 
 /// A running `ferry up` on a fresh data folder.
 struct Up {
@@ -18,7 +36,9 @@ struct Up {
     data: PathBuf,
     work: PathBuf,
     port: u16,
+    bucket: String,
     demo_password: String,
+    aws: Option<AwsSide>,
 }
 
 impl Drop for Up {
@@ -35,7 +55,7 @@ enum Login<'a> {
 }
 
 impl Up {
-    fn start() -> Up {
+    fn start(store: Store) -> Up {
         let work = std::env::temp_dir().join(unique("ferry-up"));
         std::fs::create_dir_all(&work).unwrap();
         let data = work.join("data");
@@ -44,22 +64,41 @@ impl Up {
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(workspace_binary("ferry").unwrap())
-            .args([
-                "up",
-                "--data",
-                data.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+        let mut cmd = Command::new(workspace_binary("ferry").unwrap());
+        cmd.args([
+            "up",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ]);
+        let (aws, bucket) = match store {
+            Store::Local => (None, "ferry-local".to_owned()),
+            Store::Aws => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let fixture = rt.block_on(Fixture::new()).unwrap();
+                let bucket = rt.block_on(fixture.bucket()).unwrap();
+                cmd.args(["--aws", "--table", &fixture.table])
+                    .args(["--salt-secret", &fixture.secret_id]);
+                let s3 = fixture.s3();
+                (Some(AwsSide { rt, fixture, s3 }), bucket)
+            }
+        };
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut demo_password = String::new();
+        let mut said = String::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
+            said.push_str(&line);
+            said.push('\n');
             if let Some(rest) = line.split("created user demo with password ").nth(1) {
                 demo_password = rest.split_whitespace().next().unwrap().to_owned();
             }
@@ -67,24 +106,45 @@ impl Up {
                 break;
             }
         }
+        assert!(said.contains("SFTP on"), "ferry up did not start: {said}");
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        assert!(
-            !demo_password.is_empty(),
-            "ferry up printed no demo password"
-        );
-        Up {
+        let mut up = Up {
             child,
             data,
             work,
             port,
+            bucket,
             demo_password,
+            aws,
+        };
+        match store {
+            Store::Local => assert!(
+                !up.demo_password.is_empty(),
+                "ferry up printed no demo password"
+            ),
+            // AWS tables are the operator's: --aws seeds nothing, so the test adds its demo.
+            Store::Aws => {
+                up.demo_password = "demo-password-for-aws".into();
+                let pw = up.demo_password.clone();
+                up.add_user("demo", &pw, &[]);
+            }
         }
+        up
     }
 
     fn ferry(&self, args: &[&str], stdin: &str) -> Output {
         let mut cmd = Command::new(workspace_binary("ferry").unwrap());
-        cmd.arg("--local").arg(&self.data).args(args);
+        match &self.aws {
+            None => {
+                cmd.arg("--local").arg(&self.data);
+            }
+            Some(aws) => {
+                cmd.args(["--table", &aws.fixture.table])
+                    .args(["--salt-secret", &aws.fixture.secret_id]);
+            }
+        }
+        cmd.args(args);
         let out = run_with_stdin(cmd, stdin).unwrap();
         assert!(
             out.status.success(),
@@ -94,10 +154,121 @@ impl Up {
         out
     }
 
-    fn add_user(&self, name: &str, password: &str, extra: &[&str]) {
-        let mut args = vec!["user", "add", name, "--home", name, "--password-stdin"];
+    /// `ferry user add NAME --home NAME`, with this backend's bucket and policy, and `extra`.
+    fn add(&self, name: &str, extra: &[&str], stdin: &str) {
+        let mut args = vec!["user", "add", name, "--home", name];
+        if let Some(aws) = &self.aws {
+            args.extend_from_slice(&["--bucket", &self.bucket]);
+            if !extra.contains(&"--policy-arn") {
+                args.extend_from_slice(&["--policy-arn", &aws.fixture.policy_arn]);
+            }
+        }
         args.extend_from_slice(extra);
-        self.ferry(&args, &format!("{password}\n"));
+        self.ferry(&args, stdin);
+    }
+
+    fn add_user(&self, name: &str, password: &str, extra: &[&str]) {
+        let mut args = vec!["--password-stdin"];
+        args.extend_from_slice(extra);
+        self.add(name, &args, &format!("{password}\n"));
+    }
+
+    /// Creates a managed policy where this backend keeps them; returns its ARN.
+    fn add_policy(&self, name: &str, document: &str) -> String {
+        match &self.aws {
+            None => {
+                std::fs::write(self.data.join(format!("policies/{name}.json")), document).unwrap();
+                format!("arn:aws:iam::000000000000:policy/{name}")
+            }
+            Some(aws) => aws.rt.block_on(aws.fixture.policy(document)).unwrap(),
+        }
+    }
+
+    /// Writes an object straight into storage, as another writer would.
+    fn put_object(&self, key: &str, body: &[u8]) {
+        match &self.aws {
+            None => {
+                let path = self.data.join("objects").join(&self.bucket).join(key);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, body).unwrap();
+            }
+            Some(aws) => {
+                aws.rt
+                    .block_on(
+                        aws.s3
+                            .put_object()
+                            .bucket(&self.bucket)
+                            .key(key)
+                            .body(body.to_vec().into())
+                            .send(),
+                    )
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Whether `key` is a stored file (object).
+    fn is_file(&self, key: &str) -> bool {
+        match &self.aws {
+            None => self
+                .data
+                .join("objects")
+                .join(&self.bucket)
+                .join(key)
+                .is_file(),
+            Some(aws) => aws
+                .rt
+                .block_on(aws.s3.head_object().bucket(&self.bucket).key(key).send())
+                .is_ok(),
+        }
+    }
+
+    /// Whether `key` is a folder: a directory, or a prefix with something under it in S3.
+    fn is_dir(&self, key: &str) -> bool {
+        match &self.aws {
+            None => self
+                .data
+                .join("objects")
+                .join(&self.bucket)
+                .join(key)
+                .is_dir(),
+            Some(aws) => {
+                let out = aws
+                    .rt
+                    .block_on(
+                        aws.s3
+                            .list_objects_v2()
+                            .bucket(&self.bucket)
+                            .prefix(format!("{key}/"))
+                            .max_keys(1)
+                            .send(),
+                    )
+                    .unwrap();
+                !out.contents().is_empty()
+            }
+        }
+    }
+
+    fn exists(&self, key: &str) -> bool {
+        self.is_file(key) || self.is_dir(key)
+    }
+
+    /// The bytes stored under `key`.
+    fn read_object(&self, key: &str) -> Vec<u8> {
+        match &self.aws {
+            None => std::fs::read(self.data.join("objects").join(&self.bucket).join(key)).unwrap(),
+            Some(aws) => aws.rt.block_on(async {
+                let out = aws
+                    .s3
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap();
+                out.body.collect().await.unwrap().into_bytes().to_vec()
+            }),
+        }
     }
 
     /// `sftp -b` with `commands` as `user`, ready to run.
@@ -172,10 +343,6 @@ impl Up {
         );
         (out.status.success(), text)
     }
-
-    fn object(&self, key: &str) -> PathBuf {
-        self.data.join("objects/ferry-local").join(key)
-    }
 }
 
 fn random_file(path: &Path, len: usize) {
@@ -193,21 +360,17 @@ fn random_file(path: &Path, len: usize) {
     }
 }
 
-#[test]
-fn the_demo_user_logs_in_and_a_wrong_password_is_refused() {
-    let up = Up::start();
+fn the_demo_user_logs_in_and_a_wrong_password_is_refused(up: Up) {
     let (ok, out) = up.sftp("demo", Login::Password(&up.demo_password), "pwd\n");
     assert!(ok, "{out}");
-    assert!(out.contains("/ferry-local/demo"), "{out}");
+    assert!(out.contains(&format!("/{}/demo", up.bucket)), "{out}");
     let (ok, out) = up.sftp("demo", Login::Password("not the password"), "pwd\n");
     assert!(!ok, "{out}");
     let (ok, _) = up.sftp("nobody", Login::Password(&up.demo_password), "pwd\n");
     assert!(!ok);
 }
 
-#[test]
-fn files_go_up_and_come_back_byte_exact_and_every_operation_works() {
-    let up = Up::start();
+fn files_go_up_and_come_back_byte_exact_and_every_operation_works(up: Up) {
     up.add_user("alice", "alice-pw", &[]);
     let src = up.work.join("src.bin");
     random_file(&src, 5 * 1024 * 1024 + 17);
@@ -225,38 +388,40 @@ fn files_go_up_and_come_back_byte_exact_and_every_operation_works() {
         std::fs::read(&back).unwrap(),
         "download differs from upload"
     );
-    assert!(up.object("alice/inbox/data.bin").is_file());
-    assert!(!up.object("alice/data.bin").exists() && !up.object("alice/tmp.bin").exists());
-    assert!(!up.object("alice/empty").exists());
-    assert!(
-        out.contains("directory not empty") || up.object("alice/inbox").is_dir(),
-        "rmdir of a non-empty dir is refused: {out}"
+    assert_eq!(
+        up.read_object("alice/inbox/data.bin"),
+        std::fs::read(&src).unwrap(),
+        "the stored object differs from the upload"
     );
-    assert!(up.object("alice/inbox").is_dir());
+    assert!(!up.exists("alice/data.bin") && !up.exists("alice/tmp.bin"));
+    assert!(!up.exists("alice/empty"));
+    // OpenSSH prints only the status code ("Failure"), so the folder itself is the evidence.
+    assert!(
+        up.is_dir("alice/inbox") && up.is_file("alice/inbox/data.bin"),
+        "rmdir of a non-empty folder must be refused: {out}"
+    );
 }
 
-#[test]
-fn path_users_cannot_leave_their_home_or_read_another() {
-    let up = Up::start();
+fn path_users_cannot_leave_their_home_or_read_another(up: Up) {
     up.add_user("alice", "alice-pw", &[]);
     up.add_user("bob", "bob-pw", &[]);
-    std::fs::create_dir_all(up.object("bob")).unwrap();
-    std::fs::write(up.object("bob/secret.txt"), "bob's").unwrap();
+    up.put_object("bob/secret.txt", b"bob's");
     let out_file = up.work.join("stolen");
+    let plant = up.work.join("plant.txt");
+    std::fs::write(&plant, "planted").unwrap();
+    let bucket = &up.bucket;
     // The control: alice can log in and work in her own home.
     let (ok, out) = up.sftp("alice", Login::Password("alice-pw"), "pwd\nls\n");
-    assert!(ok && out.contains("/ferry-local/alice"), "{out}");
+    assert!(ok && out.contains(&format!("/{bucket}/alice")), "{out}");
     for attempt in [
         "cd ..\n".to_owned(),
         "ls ..\n".to_owned(),
         format!("get ../bob/secret.txt {}\n", out_file.display()),
-        format!("get /ferry-local/bob/secret.txt {}\n", out_file.display()),
+        format!("get /{bucket}/bob/secret.txt {}\n", out_file.display()),
         format!("get ../../../../etc/passwd {}\n", out_file.display()),
-        format!(
-            "put {} ../bob/planted.txt\n",
-            up.data.join("keyring.json").display()
-        ),
-        "ls /ferry-local\n".to_owned(),
+        format!("put {} ../bob/planted.txt\n", plant.display()),
+        format!("put {} /{bucket}/planted.txt\n", plant.display()),
+        format!("ls /{bucket}\n"),
         "mkdir ../evil\n".to_owned(),
         "rm ../bob/secret.txt\n".to_owned(),
     ] {
@@ -264,13 +429,11 @@ fn path_users_cannot_leave_their_home_or_read_another() {
         assert!(!ok, "{attempt:?} should fail: {out}");
     }
     assert!(!out_file.exists());
-    assert!(up.object("bob/secret.txt").is_file());
-    assert!(!up.object("bob/planted.txt").exists() && !up.object("evil").exists());
+    assert_eq!(up.read_object("bob/secret.txt"), b"bob's");
+    assert!(!up.exists("bob/planted.txt") && !up.exists("planted.txt") && !up.exists("evil"));
 }
 
-#[test]
-fn a_chroot_user_sees_only_their_home_as_root() {
-    let up = Up::start();
+fn a_chroot_user_sees_only_their_home_as_root(up: Up) {
     up.add_user("carol", "carol-pw", &["--chroot"]);
     let src = up.work.join("c.txt");
     std::fs::write(&src, "carol").unwrap();
@@ -281,7 +444,7 @@ fn a_chroot_user_sees_only_their_home_as_root() {
     );
     assert!(ok, "{out}");
     assert!(out.contains("Remote working directory: /\n"), "{out}");
-    assert!(up.object("carol/c.txt").is_file());
+    assert_eq!(up.read_object("carol/c.txt"), b"carol");
     let (ok, _) = up.sftp(
         "carol",
         Login::Password("carol-pw"),
@@ -297,20 +460,13 @@ fn a_chroot_user_sees_only_their_home_as_root() {
     assert!(!up.work.join("x").exists());
 }
 
-#[test]
-fn a_read_only_policy_refuses_uploads_but_allows_downloads() {
-    let up = Up::start();
+fn a_read_only_policy_refuses_uploads_but_allows_downloads(up: Up) {
     let policy = r#"{"Version":"2012-10-17","Statement":[
         {"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::${transfer:HomeBucket}","Condition":{"StringLike":{"s3:prefix":["${transfer:HomeFolder}/*","${transfer:HomeFolder}"]}}},
         {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::${transfer:HomeDirectory}/*"}]}"#;
-    std::fs::write(up.data.join("policies/read-only.json"), policy).unwrap();
-    up.add_user(
-        "dora",
-        "dora-pw",
-        &["--policy-arn", "arn:aws:iam::000000000000:policy/read-only"],
-    );
-    std::fs::create_dir_all(up.object("dora")).unwrap();
-    std::fs::write(up.object("dora/report.csv"), "a,b\n").unwrap();
+    let arn = up.add_policy("read-only", policy);
+    up.add_user("dora", "dora-pw", &["--policy-arn", &arn]);
+    up.put_object("dora/report.csv", b"a,b\n");
     let got = up.work.join("report.csv");
     let (ok, out) = up.sftp(
         "dora",
@@ -326,15 +482,13 @@ fn a_read_only_policy_refuses_uploads_but_allows_downloads() {
     );
     assert!(!ok, "{out}");
     assert!(out.contains("ermission denied"), "{out}");
-    assert!(!up.object("dora/new.csv").exists());
+    assert!(!up.exists("dora/new.csv"));
     let (ok, _) = up.sftp("dora", Login::Password("dora-pw"), "rm report.csv\n");
     assert!(!ok);
-    assert!(up.object("dora/report.csv").exists());
+    assert!(up.is_file("dora/report.csv"));
 }
 
-#[test]
-fn an_ed25519_key_logs_in_and_another_key_does_not() {
-    let up = Up::start();
+fn an_ed25519_key_logs_in_and_another_key_does_not(up: Up) {
     let key = up.work.join("id_ed25519");
     let other = up.work.join("other_ed25519");
     for k in [&key, &other] {
@@ -344,17 +498,9 @@ fn an_ed25519_key_logs_in_and_another_key_does_not() {
             .unwrap();
         assert!(st.success());
     }
-    up.ferry(
-        &[
-            "user",
-            "add",
-            "erin",
-            "--home",
-            "erin",
-            "--no-password",
-            "--key",
-            &format!("{}.pub", key.display()),
-        ],
+    up.add(
+        "erin",
+        &["--no-password", "--key", &format!("{}.pub", key.display())],
         "",
     );
     let (ok, out) = up.sftp("erin", Login::Key(&key), "pwd\n");
@@ -363,9 +509,7 @@ fn an_ed25519_key_logs_in_and_another_key_does_not() {
     assert!(!ok, "{out}");
 }
 
-#[test]
-fn a_user_disabled_while_the_server_runs_is_refused_at_the_next_login() {
-    let up = Up::start();
+fn a_user_disabled_while_the_server_runs_is_refused_at_the_next_login(up: Up) {
     up.add_user("fred", "fred-pw", &[]);
     assert!(up.sftp("fred", Login::Password("fred-pw"), "pwd\n").0);
     up.ferry(&["user", "disable", "fred"], "");
@@ -375,9 +519,7 @@ fn a_user_disabled_while_the_server_runs_is_refused_at_the_next_login() {
     assert!(up.sftp("fred", Login::Password("fred-pw"), "pwd\n").0);
 }
 
-#[test]
-fn a_session_dropped_mid_upload_leaves_no_complete_looking_file() {
-    let up = Up::start();
+fn a_session_dropped_mid_upload_leaves_no_complete_looking_file(up: Up) {
     up.add_user("gina", "gina-pw", &[]);
     let big = up.work.join("big.bin");
     random_file(&big, 200 * 1024 * 1024);
@@ -419,7 +561,7 @@ fn a_session_dropped_mid_upload_leaves_no_complete_looking_file() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        !up.object("gina/big.bin").exists(),
+        !up.exists("gina/big.bin"),
         "no file may appear under the target name"
     );
     let kept: Vec<_> = std::fs::read_dir(&partial).unwrap().flatten().collect();
@@ -434,9 +576,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[test]
-fn a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat() {
-    let up = Up::start();
+fn a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat(up: Up) {
     up.add_user("hana", "hana-pw", &[]);
     // Warm up: one login (Argon2's 19 MiB block) and one small transfer.
     let small = up.work.join("small.bin");
@@ -463,6 +603,7 @@ fn a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat() {
     );
     assert!(ok, "{out}");
     let after = vm_hwm_kib(up.child.id());
+    assert!(up.is_file("hana/big.bin"), "the upload is stored");
     assert_eq!(std::fs::metadata(&back).unwrap().len(), 200 * 1024 * 1024);
     assert!(
         std::fs::read(&big).unwrap() == std::fs::read(&back).unwrap(),
@@ -474,3 +615,33 @@ fn a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat() {
         "server peak memory grew from {before} KiB to {after} KiB"
     );
 }
+
+/// Each case runs on both backends: `local::case` on the data folder, `aws::case` with `--aws`.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod local {
+            $(#[test]
+            fn $case() {
+                super::$case(super::Up::start(super::Store::Local));
+            })*
+        }
+        mod aws {
+            $(#[test]
+            fn $case() {
+                super::$case(super::Up::start(super::Store::Aws));
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    the_demo_user_logs_in_and_a_wrong_password_is_refused,
+    files_go_up_and_come_back_byte_exact_and_every_operation_works,
+    path_users_cannot_leave_their_home_or_read_another,
+    a_chroot_user_sees_only_their_home_as_root,
+    a_read_only_policy_refuses_uploads_but_allows_downloads,
+    an_ed25519_key_logs_in_and_another_key_does_not,
+    a_user_disabled_while_the_server_runs_is_refused_at_the_next_login,
+    a_session_dropped_mid_upload_leaves_no_complete_looking_file,
+    a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat,
+);
