@@ -4,6 +4,12 @@
 //! Every password failure runs exactly one Argon2 verification (against a dummy hash when there
 //! is no real one), so an unknown user, a disabled one and a wrong password cost the same time
 //! and get the same `{}`; only the audit log says which it was.
+//!
+//! After a successful password login a hash made under an older salt version, or with weaker
+//! Argon2 parameters, is replaced (conditionally: a concurrent change wins). A user already on a
+//! salt newer than the cached keyring makes the keyring reload once, so a login right after a
+//! rotation never fails. With a legacy table configured, a password login that would be denied
+//! also looks up the seed design's key, and a hit migrates the user.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,10 +18,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::keyring::Keyring;
-use crate::password::{DUMMY_HASH, Password, Verifier, pepper};
+use sha2::{Digest, Sha256};
+
+use crate::keyring::{Keyring, LEGACY_VERSION};
+use crate::password::{DUMMY_HASH, Password, Verifier, hash_password, needs_rehash, pepper};
 use crate::policy::{PolicyDocument, PolicyError};
-use crate::ports::{PolicySource, SaltSource, StoreError, UserStore};
+use crate::ports::{LegacyUsers, NoLegacy, PolicySource, SaltSource, StoreError, UserStore};
 use crate::transfer::{AuthRequest, AuthResponse, Credential, Partial, read_event, render};
 use crate::user::{Home, Status, UserRecord};
 
@@ -93,12 +101,14 @@ pub struct Settings {
 
 type Cached<T> = (Instant, Arc<T>);
 
-/// Authenticates logins against a user store, a salt keyring and a policy source.
+/// Authenticates logins against a user store, a salt keyring and a policy source (and, during a
+/// migration, the seed design's table).
 #[derive(Debug)]
-pub struct Authenticator<U, S, P> {
+pub struct Authenticator<U, S, P, L = NoLegacy> {
     users: U,
     salts: S,
     policies: P,
+    legacy: L,
     settings: Settings,
     verifier: Arc<Verifier>,
     keyring: Mutex<Option<Cached<Keyring>>>,
@@ -111,6 +121,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             users,
             salts,
             policies,
+            legacy: NoLegacy,
             settings,
             verifier: Arc::new(Verifier::new()),
             keyring: Mutex::new(None),
@@ -118,6 +129,22 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
         }
     }
 
+    /// Migrates users of the seed design's table at their first login.
+    pub fn with_legacy<L: LegacyUsers>(self, legacy: L) -> Authenticator<U, S, P, L> {
+        Authenticator {
+            users: self.users,
+            salts: self.salts,
+            policies: self.policies,
+            legacy,
+            settings: self.settings,
+            verifier: self.verifier,
+            keyring: self.keyring,
+            policy_docs: self.policy_docs,
+        }
+    }
+}
+
+impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator<U, S, P, L> {
     /// Handles a raw invocation event of either shape and answers in that shape, writing one
     /// audit line. Never fails: anything unusable is a denial.
     pub async fn handle_event(&self, event: &Value) -> Value {
@@ -150,15 +177,56 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
     /// Decides one validated login.
     pub async fn authenticate(&self, req: &AuthRequest) -> Decision {
         match &req.credential {
-            Credential::Password(password) => self.password_login(req, password).await,
+            // Boxed: the password path is deep (lookup, Argon2, re-hash, migration), and a
+            // caller's future would otherwise nest all of it.
+            Credential::Password(password) => Box::pin(self.password_login(req, password)).await,
             Credential::PublicKey => self.key_login(req).await,
         }
     }
 
     async fn password_login(&self, req: &AuthRequest, password: &Password) -> Decision {
-        let user = self.users.get_user(&req.username).await;
-        let keyring = self.keyring().await;
+        let (user, keyring) = match self.check_password(req, password).await {
+            Ok(found) => found,
+            Err((reason, keyring)) => {
+                // Every denied password login pays for the same lookup, so a legacy table does
+                // not tell unknown users from wrong passwords.
+                if self.legacy.enabled()
+                    && let Some(k) = keyring
+                    // Boxed: the migration nests a whole login, and would otherwise make every
+                    // login's future (and the compiler's layout of it) much larger.
+                    && let Some(decision) =
+                        Box::pin(self.migrate(req, password, &k, reason)).await
+                {
+                    return decision;
+                }
+                return Decision::Deny(reason);
+            }
+        };
+        if let Some(denied) = restriction_denial(&user, req) {
+            return Decision::Deny(denied);
+        }
+        self.rehash(&user, password, &keyring).await;
+        self.respond(&user, None).await
+    }
 
+    /// The user and keyring when the password is right; otherwise the reason, with the keyring
+    /// when it could be read.
+    async fn check_password(
+        &self,
+        req: &AuthRequest,
+        password: &Password,
+    ) -> Result<(UserRecord, Arc<Keyring>), (DenyReason, Option<Arc<Keyring>>)> {
+        let user = self.users.get_user(&req.username).await;
+        let mut keyring = self.keyring().await;
+        // A user already on a salt newer than the cached keyring (re-hashed by another instance
+        // just after a rotation): reload once before judging.
+        if let (Ok(Some(u)), Ok(k)) = (&user, &keyring)
+            && u.salt_version
+                .as_deref()
+                .is_some_and(|v| k.salt(v).is_none())
+        {
+            keyring = self.reload_keyring().await;
+        }
         // Pick the real hash and salt when everything needed is there; otherwise the dummy, so
         // that exactly one Argon2 run happens on every path.
         let real = match (&user, &keyring) {
@@ -195,43 +263,159 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
                 }
             })
             .await;
-
-        let user = match (user, keyring) {
-            (Err(e), _) => return store_denial(e, "user lookup failed"),
-            (Ok(None), _) => return Decision::Deny(DenyReason::UnknownUser),
+        let known = keyring.as_ref().ok().cloned();
+        let deny = |reason| Err((reason, known.clone()));
+        let (user, keyring) = match (user, keyring) {
+            (Err(e), _) => {
+                log_store_error(&e, "user lookup failed");
+                return deny(match e {
+                    StoreError::Malformed(_) => DenyReason::InvalidRecord,
+                    _ => DenyReason::StoreUnavailable,
+                });
+            }
+            (Ok(None), _) => return deny(DenyReason::UnknownUser),
             (Ok(Some(_)), Err(e)) => {
                 log_store_error(&e, "salt keyring unavailable");
-                return Decision::Deny(DenyReason::KeyringUnavailable);
+                return deny(DenyReason::KeyringUnavailable);
             }
             (Ok(Some(u)), Ok(k)) => {
                 if let Some(denied) = account_denial(&u) {
-                    return Decision::Deny(denied);
+                    return deny(denied);
                 }
                 if u.password_hash.is_none() {
-                    return Decision::Deny(DenyReason::NoPasswordSet);
+                    return deny(DenyReason::NoPasswordSet);
                 }
                 if u.salt_version.as_deref().and_then(|v| k.salt(v)).is_none() {
-                    return Decision::Deny(DenyReason::SaltVersionMissing);
+                    return deny(DenyReason::SaltVersionMissing);
                 }
-                u
+                (u, k)
             }
         };
         match verified {
-            Ok(Ok(true)) if real.is_some() => {}
-            Ok(Ok(_)) => return Decision::Deny(DenyReason::WrongPassword),
+            Ok(Ok(true)) if real.is_some() => Ok((user, keyring)),
+            Ok(Ok(_)) => deny(DenyReason::WrongPassword),
             Ok(Err(e)) => {
                 warn!(username = %user.username, error = %e, "stored password hash is unusable");
-                return Decision::Deny(DenyReason::InvalidRecord);
+                deny(DenyReason::InvalidRecord)
             }
             Err(e) => {
                 warn!(error = %e, "password verification task failed");
-                return Decision::Deny(DenyReason::Internal);
+                deny(DenyReason::Internal)
             }
         }
-        if let Some(denied) = restriction_denial(&user, req) {
-            return Decision::Deny(denied);
+    }
+
+    /// After a successful login: moves the hash to the current salt and cost if it is not there.
+    /// A failure is logged; the login stands.
+    async fn rehash(&self, user: &UserRecord, password: &Password, keyring: &Keyring) {
+        let Some(old) = &user.password_hash else {
+            return;
+        };
+        let current = keyring.current_version();
+        if user.salt_version.as_deref() == Some(current) && !needs_rehash(old) {
+            return;
         }
-        self.respond(&user, None).await
+        let Some(hash) = self.hash_current(password, keyring).await else {
+            return;
+        };
+        match self
+            .users
+            .replace_hash(&user.username, old, &hash, current)
+            .await
+        {
+            Ok(true) => info!(
+                username = %user.username,
+                from_version = user.salt_version.as_deref(),
+                to_version = current,
+                "password re-hashed under the current salt"
+            ),
+            Ok(false) => {
+                info!(username = %user.username, "re-hash skipped: the record changed meanwhile")
+            }
+            Err(e) => log_store_error(&e, "re-hash failed; the login stands"),
+        }
+    }
+
+    /// A new hash of `password` under the keyring's current salt (one Argon2 run).
+    async fn hash_current(&self, password: &Password, keyring: &Keyring) -> Option<String> {
+        let salt = keyring.current_salt().to_owned();
+        let password = password.clone();
+        match tokio::task::spawn_blocking(move || hash_password(&salt, &password)).await {
+            Ok(Ok(hash)) => Some(hash),
+            Ok(Err(e)) => {
+                warn!(error = %e, "hashing failed");
+                None
+            }
+            Err(e) => {
+                warn!(error = %e, "hashing task failed");
+                None
+            }
+        }
+    }
+
+    /// The seed design's lookup for a denied password login; a hit for an unknown user migrates
+    /// that user and answers the login. `None`: the denial stands.
+    async fn migrate(
+        &self,
+        req: &AuthRequest,
+        password: &Password,
+        keyring: &Keyring,
+        reason: DenyReason,
+    ) -> Option<Decision> {
+        let salt = keyring.salt(LEGACY_VERSION)?;
+        let key = legacy_key(salt, password, req.username.as_str());
+        let found = match self.legacy.find(&key).await {
+            Ok(found) => found,
+            Err(e) => {
+                log_store_error(&e, "legacy lookup failed");
+                return None;
+            }
+        };
+        // Only an unknown user migrates: a user already in the table is judged there.
+        let legacy = found.filter(|l| l.username == req.username.as_str())?;
+        if reason != DenyReason::UnknownUser {
+            return None;
+        }
+        let hash = self.hash_current(password, keyring).await?;
+        let record = serde_json::json!({
+            "username": legacy.username,
+            "bucket": legacy.bucket,
+            "home": legacy.home,
+            "iamPolicyArn": legacy.policy_arn,
+            "passwordHash": hash,
+            "saltVersion": keyring.current_version(),
+            "status": "active",
+        });
+        let user = match UserRecord::from_json(record.clone()) {
+            Ok(u) => u,
+            Err(e) => {
+                warn!(username = %req.username, error = %e, "legacy user cannot be migrated");
+                return Some(Decision::Deny(DenyReason::InvalidRecord));
+            }
+        };
+        let decision = match self.users.create_user(&record).await {
+            Ok(true) => {
+                info!(username = %req.username, salt_version = keyring.current_version(), "legacy user migrated");
+                if let Some(denied) = restriction_denial(&user, req) {
+                    Decision::Deny(denied)
+                } else {
+                    self.respond(&user, None).await
+                }
+            }
+            // A concurrent login migrated this user first: judge by what is stored now.
+            Ok(false) => match self.check_password(req, password).await {
+                Ok((user, _)) => match restriction_denial(&user, req) {
+                    Some(denied) => Decision::Deny(denied),
+                    None => self.respond(&user, None).await,
+                },
+                Err((reason, _)) => Decision::Deny(reason),
+            },
+            Err(e) => return Some(store_denial(e, "writing the migrated user failed")),
+        };
+        if let Err(e) = self.legacy.remove(&key).await {
+            log_store_error(&e, "removing the migrated legacy item failed");
+        }
+        Some(decision)
     }
 
     async fn key_login(&self, req: &AuthRequest) -> Decision {
@@ -304,6 +488,14 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
         Ok(fresh)
     }
 
+    /// Reloads the keyring now. Not rate-limited: a keyring read even a moment ago may predate
+    /// the rotation that made the user's version, and a wrong denial costs more than a read.
+    async fn reload_keyring(&self) -> Result<Arc<Keyring>, StoreError> {
+        let fresh = Arc::new(self.salts.load_keyring().await?);
+        *lock(&self.keyring) = Some((Instant::now(), Arc::clone(&fresh)));
+        Ok(fresh)
+    }
+
     /// A policy document by ARN, from the warm cache while it is fresh.
     async fn policy(&self, arn: &str) -> Result<Arc<PolicyDocument>, StoreError> {
         if let Some((at, doc)) = lock(&self.policy_docs).get(arn)
@@ -325,6 +517,16 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
         *lock(&self.keyring) = None;
         lock(&self.policy_docs).clear();
     }
+}
+
+/// The seed design's partition key: lowercase hex SHA-256(salt ‖ password ‖ username).
+pub fn legacy_key(salt: &str, password: &Password, username: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(salt.as_bytes())
+        .chain_update(password.expose().as_bytes())
+        .chain_update(username.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Status and expiry: these refuse every kind of login.

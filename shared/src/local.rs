@@ -127,6 +127,45 @@ impl UserStore for LocalStore {
     async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
         crate::ports::parse_stored(self.get_raw(username).await?)
     }
+
+    async fn replace_hash(
+        &self,
+        username: &Username,
+        old_hash: &str,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> Result<bool, StoreError> {
+        // One statement: the condition and the write are atomic, as DynamoDB's are.
+        let n = self.with_db(|db| {
+            db.execute(
+                "UPDATE users SET record = json_set(record, '$.passwordHash', ?3, '$.saltVersion', ?4) \
+                 WHERE username = ?1 AND json_extract(record, '$.passwordHash') = ?2",
+                params![username.as_str(), old_hash, new_hash, salt_version],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn create_user(&self, record: &Value) -> Result<bool, StoreError> {
+        self.put_user(record, false).await
+    }
+}
+
+impl crate::ports::SaltUsage for LocalStore {
+    async fn in_use(&self, version: &str) -> Result<bool, StoreError> {
+        Ok(self.count(version).await? > 0)
+    }
+
+    async fn count(&self, version: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.with_db(|db| {
+            db.query_row(
+                "SELECT count(*) FROM users WHERE json_extract(record, '$.saltVersion') = ?1",
+                params![version],
+                |r| r.get(0),
+            )
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }
 
 impl UserAdmin for LocalStore {

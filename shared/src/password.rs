@@ -111,6 +111,22 @@ pub fn hash_password(salt: &str, password: &Password) -> Result<String, HashErro
         .map_err(|e| HashError::Argon2(e.to_string()))
 }
 
+/// Whether a stored hash is weaker than what [`hash_password`] makes today (another algorithm or
+/// version, or less memory or fewer passes), so it should be replaced at the next successful
+/// login. A hash that cannot be read is not "weaker": verification reports it instead.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    Algorithm::try_from(parsed.algorithm) != Ok(Algorithm::Argon2id)
+        || parsed.version != Some(Version::V0x13 as u32)
+        || params.m_cost() < DEFAULT_M_COST
+        || params.t_cost() < DEFAULT_T_COST
+}
+
 /// Verifies peppered passwords against PHC strings, keeping one Argon2 memory block warm.
 #[derive(Debug, Default)]
 pub struct Verifier {
@@ -183,6 +199,31 @@ mod tests {
             !v.verify(&hash, &pepper("pepper-2", &pw("correct horse")))
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn hashes_below_the_configured_cost_need_a_rehash_and_current_ones_do_not() {
+        assert!(!needs_rehash(&hash_password("s", &pw("x")).unwrap()));
+        assert!(!needs_rehash(DUMMY_HASH));
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"x", &SaltString::generate(&mut rand_core::OsRng))
+        .unwrap()
+        .to_string();
+        assert!(needs_rehash(&weak));
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(DEFAULT_M_COST, DEFAULT_T_COST, 1, None).unwrap(),
+        )
+        .hash_password(b"x", &SaltString::generate(&mut rand_core::OsRng))
+        .unwrap()
+        .to_string();
+        assert!(needs_rehash(&argon2i));
+        assert!(!needs_rehash("not a hash"));
     }
 
     #[test]

@@ -36,13 +36,113 @@ pub fn parse_stored(raw: Option<serde_json::Value>) -> Result<Option<UserRecord>
         .transpose()
 }
 
-/// Reads user records.
+/// Reads user records, and makes the two writes a login can make.
 pub trait UserStore: Send + Sync {
     /// One strongly consistent read by username: `None` when there is no such user.
     fn get_user(
         &self,
         username: &Username,
     ) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send;
+
+    /// Re-hash on login: replaces `passwordHash` and `saltVersion` only if the stored hash is
+    /// still `old_hash`. `Ok(false)` when a concurrent change (a new password, another re-hash)
+    /// got there first; that change wins.
+    fn replace_hash(
+        &self,
+        username: &Username,
+        old_hash: &str,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Migration: writes a new user only if none exists; `Ok(false)` when one does.
+    fn create_user(
+        &self,
+        record: &serde_json::Value,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// A user of the seed design's table, keyed by `hashPassword` = hex SHA-256(salt ‖ password ‖
+/// username).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyUser {
+    pub username: String,
+    pub bucket: String,
+    pub home: String,
+    pub policy_arn: String,
+}
+
+/// The seed design's users table, read during migration.
+pub trait LegacyUsers: Send + Sync {
+    /// Whether a table is configured at all (logins skip the lookup when not).
+    fn enabled(&self) -> bool;
+    /// The item under `key`; a record that is not a usable legacy user is `Malformed`.
+    fn find(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<LegacyUser>, StoreError>> + Send;
+    /// Deletes the item under `key` (nothing to delete is fine).
+    fn remove(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// How many legacy users remain.
+    fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// No legacy table: the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLegacy;
+
+impl LegacyUsers for NoLegacy {
+    fn enabled(&self) -> bool {
+        false
+    }
+    async fn find(&self, _key: &str) -> Result<Option<LegacyUser>, StoreError> {
+        Ok(None)
+    }
+    async fn remove(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// Which salt versions users' hashes still use (the `saltVersion-index` GSI on DynamoDB).
+pub trait SaltUsage: Send + Sync {
+    /// Whether at least one user's hash uses `version` (one query with a limit of 1).
+    fn in_use(&self, version: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// How many users' hashes use `version`.
+    fn count(&self, version: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// A secret's versions and their staging labels, as DescribeSecret tells them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretState {
+    pub rotation_enabled: bool,
+    /// Version id to its staging labels.
+    pub stages: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// One secret under rotation (Secrets Manager, or the local stack's keyring file).
+pub trait RotatingSecret: Send + Sync {
+    fn describe(&self) -> impl Future<Output = Result<SecretState, StoreError>> + Send;
+    /// The value at `stage` (and `version_id` when given); `None` when there is no such version.
+    fn value(
+        &self,
+        stage: &str,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Stores `value` as version `token`, staged AWSPENDING.
+    fn put_pending(
+        &self,
+        token: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Moves AWSCURRENT from version `previous` to version `token`.
+    fn make_current(
+        &self,
+        token: &str,
+        previous: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Reads the salt keyring (its current stage only).
@@ -107,6 +207,21 @@ impl<T: UserStore + ?Sized> UserStore for &T {
     ) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
         (**self).get_user(username)
     }
+    fn replace_hash(
+        &self,
+        username: &Username,
+        old_hash: &str,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).replace_hash(username, old_hash, new_hash, salt_version)
+    }
+    fn create_user(
+        &self,
+        record: &serde_json::Value,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).create_user(record)
+    }
 }
 
 impl<T: SaltSource + ?Sized> SaltSource for &T {
@@ -158,6 +273,21 @@ impl<T: UserStore + ?Sized> UserStore for std::sync::Arc<T> {
         username: &Username,
     ) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
         (**self).get_user(username)
+    }
+    fn replace_hash(
+        &self,
+        username: &Username,
+        old_hash: &str,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).replace_hash(username, old_hash, new_hash, salt_version)
+    }
+    fn create_user(
+        &self,
+        record: &serde_json::Value,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).create_user(record)
     }
 }
 

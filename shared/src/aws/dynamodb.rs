@@ -1,4 +1,6 @@
-//! The user store on DynamoDB: one strongly consistent GetItem per login.
+//! The user store on DynamoDB: one strongly consistent GetItem per login; the two writes a login
+//! can make (re-hash, migration), both conditional; the `saltVersion-index` GSI that tells which
+//! salt versions are still in use; and the seed design's legacy table.
 
 use std::collections::HashMap;
 
@@ -7,7 +9,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
 use tracing::instrument;
 
-use crate::ports::{StoreError, UserAdmin, UserPage, UserStore};
+use crate::ports::{
+    LegacyUser, LegacyUsers, SaltUsage, StoreError, UserAdmin, UserPage, UserStore,
+};
 use crate::user::UserRecord;
 use crate::username::Username;
 
@@ -27,9 +31,177 @@ impl DynamoUserStore {
     }
 }
 
+/// The users table's keys-only GSI on `saltVersion`.
+pub const SALT_VERSION_INDEX: &str = "saltVersion-index";
+
+fn conditional_failed<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException")
+}
+
 impl UserStore for DynamoUserStore {
     async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
         crate::ports::parse_stored(self.get_raw(username).await?)
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, username = %username))]
+    async fn replace_hash(
+        &self,
+        username: &Username,
+        old_hash: &str,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", AttributeValue::S(username.as_str().to_owned()))
+            .update_expression("SET passwordHash = :new, saltVersion = :version")
+            .condition_expression("passwordHash = :old")
+            .expression_attribute_values(":new", AttributeValue::S(new_hash.to_owned()))
+            .expression_attribute_values(":version", AttributeValue::S(salt_version.to_owned()))
+            .expression_attribute_values(":old", AttributeValue::S(old_hash.to_owned()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn create_user(&self, record: &Value) -> Result<bool, StoreError> {
+        self.put_user(record, false).await
+    }
+}
+
+impl SaltUsage for DynamoUserStore {
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn in_use(&self, version: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SALT_VERSION_INDEX)
+            .key_condition_expression("saltVersion = :v")
+            .expression_attribute_values(":v", AttributeValue::S(version.to_owned()))
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.count() > 0)
+    }
+
+    #[instrument(skip(self), fields(table = %self.table))]
+    async fn count(&self, version: &str) -> Result<u64, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SALT_VERSION_INDEX)
+            .key_condition_expression("saltVersion = :v")
+            .expression_attribute_values(":v", AttributeValue::S(version.to_owned()))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .into_paginator()
+            .send();
+        let mut total = 0u64;
+        while let Some(page) = pages.try_next().await.map_err(unavailable)? {
+            total += u64::try_from(page.count()).unwrap_or(0);
+        }
+        Ok(total)
+    }
+}
+
+/// The seed design's table: items keyed by `hashPassword`, with username, bucket, home and
+/// iamPolicyArn.
+#[derive(Debug, Clone)]
+pub struct DynamoLegacyUsers {
+    client: Client,
+    table: Option<String>,
+}
+
+impl DynamoLegacyUsers {
+    /// `table` is `None` when no legacy table is configured.
+    pub fn new(client: Client, table: Option<String>) -> Self {
+        Self { client, table }
+    }
+
+    fn table(&self) -> Result<&str, StoreError> {
+        self.table
+            .as_deref()
+            .ok_or_else(|| StoreError::NotFound("a legacy users table".into()))
+    }
+}
+
+impl LegacyUsers for DynamoLegacyUsers {
+    fn enabled(&self) -> bool {
+        self.table.is_some()
+    }
+
+    // The key is derived from the password: never in a log field.
+    #[instrument(skip_all)]
+    async fn find(&self, key: &str) -> Result<Option<LegacyUser>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table()?)
+            .key("hashPassword", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .ok_or_else(|| StoreError::Malformed(format!("legacy user item has no {name}")))
+        };
+        Ok(Some(LegacyUser {
+            username: text("username")?,
+            bucket: text("bucket")?,
+            home: text("home")?,
+            policy_arn: text("iamPolicyArn")?,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.table()?)
+            .key("hashPassword", AttributeValue::S(key.to_owned()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn count(&self) -> Result<u64, StoreError> {
+        let Some(table) = &self.table else {
+            return Ok(0);
+        };
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(table)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .into_paginator()
+            .send();
+        let mut total = 0u64;
+        while let Some(page) = pages.try_next().await.map_err(unavailable)? {
+            total += u64::try_from(page.count()).unwrap_or(0);
+        }
+        Ok(total)
     }
 }
 
