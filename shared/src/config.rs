@@ -1,5 +1,5 @@
-//! Configuration read once from the environment at start-up; a missing or bad variable stops
-//! the process with its name.
+//! Configuration read once from the environment at start-up, for the auth and salt-rotation
+//! functions; a missing or bad variable stops the process with its name.
 
 use std::time::Duration;
 
@@ -11,6 +11,35 @@ pub struct AuthConfig {
     pub default_role_arn: String,
     pub salt_cache: Duration,
     pub policy_cache: Duration,
+    /// The seed design's table, while its users migrate (`LEGACY_USERS_TABLE`, optional).
+    pub legacy_users_table: Option<String>,
+}
+
+/// What the salt-rotation function needs: the users table (for the `saltVersion-index` GSI)
+/// and, while a migration runs, the legacy table. The secret comes with each event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationConfig {
+    pub users_table: String,
+    pub legacy_users_table: Option<String>,
+}
+
+impl RotationConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            users_table: get("USERS_TABLE")
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing("USERS_TABLE"))?,
+            legacy_users_table: optional(&get, "LEGACY_USERS_TABLE"),
+        })
+    }
+}
+
+fn optional(get: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    get(name).filter(|v| !v.trim().is_empty())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +90,7 @@ impl AuthConfig {
             default_role_arn,
             salt_cache: seconds("SALT_CACHE_SECONDS", 60)?,
             policy_cache: seconds("POLICY_CACHE_SECONDS", 300)?,
+            legacy_users_table: optional(&get, "LEGACY_USERS_TABLE"),
         })
     }
 }
@@ -92,6 +122,21 @@ mod tests {
         let c = AuthConfig::from_lookup(env(&BASE)).unwrap();
         assert_eq!(c.salt_cache, Duration::from_secs(60));
         assert_eq!(c.policy_cache, Duration::from_secs(300));
+        assert_eq!(c.legacy_users_table, None);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("LEGACY_USERS_TABLE", "seed-users"));
+        let c = AuthConfig::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.legacy_users_table.as_deref(), Some("seed-users"));
+    }
+
+    #[test]
+    fn the_rotation_function_needs_the_users_table() {
+        assert_eq!(
+            RotationConfig::from_lookup(env(&[])).unwrap_err(),
+            ConfigError::Missing("USERS_TABLE")
+        );
+        let c = RotationConfig::from_lookup(env(&[("USERS_TABLE", "u")])).unwrap();
+        assert_eq!(c.users_table, "u");
     }
 
     #[test]

@@ -10,10 +10,13 @@ pub mod config;
 pub mod keyring;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod objects;
 pub mod password;
 pub mod policy;
 pub mod ports;
+pub mod rotation;
 pub mod transfer;
 pub mod user;
 pub mod username;

@@ -9,6 +9,8 @@
 //! - `keyring.json`: the keyring's SecretString (mode 0600).
 //! - `policies/<name>.json`: managed policies, known as `arn:aws:iam::000000000000:policy/<name>`.
 //! - `objects/<bucket>/<key>`: object storage (used by `ferry up`).
+//! - `rotation.json` (mode 0600): the keyring's version id and, during `ferry salt rotate
+//!   --local`, the pending version, so the rotation runs the same four steps as on AWS.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -21,7 +23,10 @@ use serde_json::Value;
 
 use crate::keyring::Keyring;
 use crate::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
-use crate::ports::{PolicySource, SaltSource, StoreError, UserAdmin, UserPage, UserStore};
+use crate::ports::{
+    PolicySource, RotatingSecret, SaltSource, SecretState, StoreError, UserAdmin, UserPage,
+    UserStore,
+};
 use crate::user::UserRecord;
 use crate::username::Username;
 
@@ -244,6 +249,135 @@ impl SaltSource for LocalStore {
             .map_err(io("the keyring file"))?;
         Keyring::parse(text.trim_end_matches('\n'))
             .map_err(|e| StoreError::Malformed(e.to_string()))
+    }
+}
+
+/// What `rotation.json` holds.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct RotationFile {
+    /// The version id of `keyring.json`.
+    current: String,
+    pending: Option<PendingVersion>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PendingVersion {
+    token: String,
+    value: Option<String>,
+}
+
+/// The version id a data folder's first keyring gets.
+const INITIAL_VERSION_ID: &str = "initial";
+
+impl LocalStore {
+    fn rotation_file(&self) -> Result<RotationFile, StoreError> {
+        match std::fs::read_to_string(self.dir.join("rotation.json")) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::Malformed(format!("rotation.json: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RotationFile {
+                current: INITIAL_VERSION_ID.into(),
+                pending: None,
+            }),
+            Err(e) => Err(io("the rotation file")(e)),
+        }
+    }
+
+    fn save_rotation_file(&self, state: &RotationFile) -> Result<(), StoreError> {
+        let text = serde_json::to_string(state)
+            .map_err(|e| StoreError::Malformed(format!("rotation.json: {e}")))?;
+        replace_private(&self.dir.join("rotation.json"), text.as_bytes())
+    }
+
+    /// Stages `token` as AWSPENDING with no value yet, as RotateSecret does on AWS. A rotation
+    /// already pending is replaced (the local stack has one operator).
+    pub fn begin_rotation(&self, token: &str) -> Result<(), StoreError> {
+        let mut state = self.rotation_file()?;
+        state.pending = Some(PendingVersion {
+            token: token.to_owned(),
+            value: None,
+        });
+        self.save_rotation_file(&state)
+    }
+}
+
+/// Replaces a private file atomically: written beside it (0600), then renamed over it.
+fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let temp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temp);
+    write_private(&temp, bytes)?;
+    std::fs::rename(&temp, path).map_err(io("the data folder"))
+}
+
+impl RotatingSecret for LocalStore {
+    async fn describe(&self) -> Result<SecretState, StoreError> {
+        let state = self.rotation_file()?;
+        let mut stages = std::collections::BTreeMap::new();
+        stages.insert(state.current.clone(), vec!["AWSCURRENT".to_owned()]);
+        if let Some(p) = state.pending {
+            stages.insert(p.token, vec!["AWSPENDING".to_owned()]);
+        }
+        Ok(SecretState {
+            rotation_enabled: true,
+            stages,
+        })
+    }
+
+    async fn value(
+        &self,
+        stage: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let state = self.rotation_file()?;
+        match stage {
+            "AWSCURRENT" if version_id.is_none_or(|v| v == state.current) => {
+                let text = std::fs::read_to_string(self.dir.join("keyring.json"))
+                    .map_err(io("the keyring file"))?;
+                Ok(Some(text.trim_end_matches('\n').to_owned()))
+            }
+            "AWSPENDING" => Ok(state
+                .pending
+                .filter(|p| version_id.is_none_or(|v| v == p.token))
+                .and_then(|p| p.value)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn put_pending(&self, token: &str, value: &str) -> Result<(), StoreError> {
+        let mut state = self.rotation_file()?;
+        match &mut state.pending {
+            Some(p) if p.token == token => p.value = Some(value.to_owned()),
+            _ => {
+                return Err(StoreError::NotFound(
+                    "a pending version for this token".into(),
+                ));
+            }
+        }
+        self.save_rotation_file(&state)
+    }
+
+    async fn make_current(&self, token: &str, previous: &str) -> Result<(), StoreError> {
+        let mut state = self.rotation_file()?;
+        if state.current != previous {
+            return Err(StoreError::Malformed(
+                "the current version moved meanwhile".into(),
+            ));
+        }
+        let value = match state.pending.take() {
+            Some(PendingVersion {
+                token: t,
+                value: Some(v),
+            }) if t == token => v,
+            _ => {
+                return Err(StoreError::NotFound(
+                    "a pending value for this token".into(),
+                ));
+            }
+        };
+        // keyring.json first: a crash between the two writes leaves the new keyring current
+        // and the pending entry behind, which the next run replaces.
+        replace_private(&self.dir.join("keyring.json"), value.as_bytes())?;
+        state.current = token.to_owned();
+        self.save_rotation_file(&state)
     }
 }
 

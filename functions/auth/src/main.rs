@@ -4,17 +4,17 @@
 use std::sync::Arc;
 
 use ferry_core::auth::{Authenticator, Settings};
-use ferry_core::aws::dynamodb::DynamoUserStore;
+use ferry_core::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
 use ferry_core::aws::iam::IamPolicySource;
 use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
 use ferry_core::config::AuthConfig;
+use ferry_core::logging;
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use serde_json::Value;
 
-mod logging;
-
-type Auth = Authenticator<DynamoUserStore, SecretsManagerSaltSource, IamPolicySource>;
+type Auth =
+    Authenticator<DynamoUserStore, SecretsManagerSaltSource, IamPolicySource, DynamoLegacyUsers>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -25,19 +25,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         e
     })?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let auth: Arc<Auth> = Arc::new(Authenticator::new(
-        DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&aws), config.users_table),
-        SecretsManagerSaltSource::new(
-            aws_sdk_secretsmanager::Client::new(&aws),
-            config.salt_secret_id,
-        ),
-        IamPolicySource::new(aws_sdk_iam::Client::new(&aws)),
-        Settings {
-            default_role_arn: config.default_role_arn,
-            salt_cache: config.salt_cache,
-            policy_cache: config.policy_cache,
-        },
-    ));
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let auth: Arc<Auth> = Arc::new(
+        Authenticator::new(
+            DynamoUserStore::new(dynamodb.clone(), config.users_table),
+            SecretsManagerSaltSource::new(
+                aws_sdk_secretsmanager::Client::new(&aws),
+                config.salt_secret_id,
+            ),
+            IamPolicySource::new(aws_sdk_iam::Client::new(&aws)),
+            Settings {
+                default_role_arn: config.default_role_arn,
+                salt_cache: config.salt_cache,
+                policy_cache: config.policy_cache,
+            },
+        )
+        // Without LEGACY_USERS_TABLE this is switched off and costs nothing.
+        .with_legacy(DynamoLegacyUsers::new(dynamodb, config.legacy_users_table)),
+    );
 
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let auth = Arc::clone(&auth);

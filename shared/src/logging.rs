@@ -1,5 +1,6 @@
-//! Log set-up: JSON lines for CloudWatch, filtered by `RUST_LOG`, with the libraries that would
-//! print raw events or HTTP bodies (the password, the salt) held at `info` whatever it says.
+//! Lambda log set-up, shared by every function: JSON lines for CloudWatch, filtered by
+//! `RUST_LOG`, with the libraries that would print raw events or HTTP bodies (the password, the
+//! salt) held at `info` whatever it says.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::Directive;
@@ -15,7 +16,7 @@ const CAPPED: [&str; 6] = [
 ];
 
 /// The filter for `rust_log` (default `info`), with [`CAPPED`] applied last so it wins.
-pub(crate) fn filter(rust_log: Option<&str>) -> EnvFilter {
+pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     let mut filter =
         EnvFilter::try_new(rust_log.unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"));
     for target in CAPPED {
@@ -26,7 +27,7 @@ pub(crate) fn filter(rust_log: Option<&str>) -> EnvFilter {
     filter
 }
 
-pub(crate) fn init(rust_log: Option<&str>) {
+pub fn init(rust_log: Option<&str>) {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter(rust_log))
