@@ -81,8 +81,8 @@ where
     let users = &b.users;
     match command {
         Command::Login(args) => login(b, args).await,
-        // main starts `ferry up` itself; an error (not a panic) should that ever change.
-        Command::Up(_) => bail!("ferry up is not an administration command"),
+        // main starts these itself; an error (not a panic) should that ever change.
+        Command::Up(_) | Command::Salt(_) => bail!("not a user administration command"),
         Command::User(cmd) => {
             match cmd {
                 UserCommand::Add(args) => add(b, args).await?,

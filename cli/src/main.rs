@@ -5,6 +5,7 @@
 mod commands;
 mod import;
 mod input;
+mod salt;
 mod up;
 
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ enum Command {
     User(UserCommand),
     /// Run the whole system on this machine: a data folder and an SFTP server
     Up(up::UpArgs),
+    /// The salt keyring: status and rotation
+    #[command(subcommand)]
+    Salt(salt::SaltCommand),
     /// Run one login through the auth handler and print the answer Transfer Family would get.
     /// Exits 0 when the login is allowed, 1 when it is denied.
     Login(LoginArgs),
@@ -200,6 +204,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::up(args, cli.target).await,
+        Command::Salt(cmd) => salt::run(cmd, cli.target).await,
         _ => commands::run(cli).await,
     };
     match result {
