@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use ferry_core::auth::{Authenticator, Settings};
-use ferry_core::aws::dynamodb::{DynamoUserStore, json_to_item};
+use ferry_core::aws::dynamodb::{DynamoUserStore, SALT_VERSION_INDEX, json_to_item};
 use ferry_core::aws::iam::IamPolicySource;
 use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
 use ferry_core::keyring::Keyring;
@@ -241,25 +242,64 @@ pub fn merge(mut base: Value, extra: Value) -> Value {
 }
 
 /// The users table of the data model: partition key `username` (S).
+/// The users table as infra deploys it: key `username`, and the keys-only GSI
+/// `saltVersion-index` on `saltVersion` that salt rotation queries.
 pub async fn create_users_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+    let key = |name: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::Hash)
+            .build()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
     ddb.create_table()
         .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("username")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("username")
-                .key_type(KeyType::Hash)
+        .attribute_definitions(attribute("username")?)
+        .attribute_definitions(attribute("saltVersion")?)
+        .key_schema(key("username")?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(SALT_VERSION_INDEX)
+                .key_schema(key("saltVersion")?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
                 .build()?,
         )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
         .context("create users table")?;
+    Ok(())
+}
+
+/// The seed design's table: key `hashPassword`.
+pub async fn create_legacy_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+    ddb.create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("hashPassword")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("hashPassword")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .context("create legacy table")?;
     Ok(())
 }
 
