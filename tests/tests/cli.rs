@@ -432,3 +432,86 @@ fn the_local_data_folder_works_without_any_service_and_defaults_bucket_and_polic
     assert!(err.contains("disabled"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn salt_status_counts_users_per_version_and_never_prints_a_salt() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    f.put_user("old", Some("old-pw"), serde_json::json!({}))
+        .await?;
+    f.put_user(
+        "older",
+        None,
+        serde_json::json!({"passwordHash": f.hash("older-pw", "1").await?, "saltVersion": "1"}),
+    )
+    .await?;
+    let mut args = add_args(&f, "new");
+    args.push("--password-stdin");
+    ferry.ok(&args, "new-pw\n");
+    let out = ferry.ok(&["salt", "status"], "");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows, [vec!["1", "1"], vec!["2", "*", "2"]], "{out}");
+    for salt in ["old-salt-one", "current-salt-two"] {
+        assert!(!out.contains(salt));
+    }
+    // On AWS, rotate is one RotateSecret call (moto cannot run the rotation Lambda it would
+    // start): a secret that is not there is one clear line and a failure.
+    let failed = ferry.run(&["--salt-secret", "no-such-secret", "salt", "rotate"], "");
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("RotateSecret failed") && err.lines().count() == 1,
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn salt_rotate_local_runs_the_four_steps_and_users_keep_logging_in() {
+    let dir = std::env::temp_dir().join(ferry_tests::fixture::unique("local-rotate"));
+    let add = |name: &str| {
+        let (code, _, err) = local(
+            &dir,
+            &["user", "add", name, "--home", name, "--password-stdin"],
+            &format!("{name}-pw\n"),
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    add("ria");
+    add("sol");
+    let (code, out, err) = local(&dir, &["salt", "rotate"], "");
+    assert_eq!(code, 0, "{err}");
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        assert!(out.contains(step), "{out}");
+    }
+    assert!(out.contains("version 2 is current"), "{out}");
+    // ria logs in (and moves to version 2); sol stays on 1 through two more rotations.
+    let (code, _, err) = local(&dir, &["login", "ria", "--password-stdin"], "ria-pw\n");
+    assert_eq!(code, 0, "{err}");
+    for _ in 0..2 {
+        assert_eq!(local(&dir, &["salt", "rotate"], "").0, 0);
+    }
+    let (_, status, _) = local(&dir, &["salt", "status"], "");
+    let rows: Vec<Vec<&str>> = status
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["1", "1"],
+            vec!["2", "1"],
+            vec!["3", "0"],
+            vec!["4", "*", "0"]
+        ],
+        "{status}"
+    );
+    let (code, _, err) = local(&dir, &["login", "sol", "--password-stdin"], "sol-pw\n");
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

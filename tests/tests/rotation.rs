@@ -120,7 +120,12 @@ async fn next_rotation_inner(
     f: &Fixture,
     previous_token: &str,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let described = f.secrets.describe_secret().secret_id(&f.secret_id).send().await?;
+    let described = f
+        .secrets
+        .describe_secret()
+        .secret_id(&f.secret_id)
+        .send()
+        .await?;
     let still_pending = described
         .version_ids_to_stages()
         .and_then(|m| m.get(previous_token))
@@ -654,3 +659,143 @@ async fn login_with<L: ferry_core::ports::LegacyUsers>(
     allowed(&auth.handle_event(&direct_event(user, Some(pw))).await)
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_salt_rotation_binary_rotates_as_lambda_runs_it_and_logs_no_secret() -> Result<()> {
+    use ferry_tests::runtime_api::{RuntimeApi, workspace_binary};
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    let f = Fixture::new().await?;
+    let before = current_value(&f).await;
+    let token = start_rotation(&f).await?;
+    let mut api = RuntimeApi::start()?;
+    // Logs go to a file: at trace level they would fill a pipe nobody reads yet.
+    let log_path = std::env::temp_dir().join(unique("salt-rotation-log"));
+    let log = std::fs::File::create(&log_path)?;
+    let mut child = api
+        .function_command(&workspace_binary("salt-rotation")?)
+        .env("USERS_TABLE", &f.table)
+        .env("RUST_LOG", "trace")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    api.wait_ready(WAIT)?;
+    // A malformed event or an unknown step fails the invocation (Secrets Manager then stops).
+    for bad in [
+        json!({"Step": "dance", "SecretId": f.secret_id, "ClientRequestToken": token}),
+        json!({"SecretId": f.secret_id}),
+        json!(null),
+    ] {
+        let answer = api.invoke(bad.to_string().as_bytes(), WAIT)?;
+        assert!(!answer.ok, "{bad} must fail");
+    }
+    for s in STEPS {
+        let event = json!({
+            "Step": s.as_str(),
+            "SecretId": f.secret_id,
+            "ClientRequestToken": token,
+            "RotationToken": "rotation-token-that-must-never-be-logged",
+        });
+        let answer = api.invoke(event.to_string().as_bytes(), WAIT)?;
+        assert!(
+            answer.ok,
+            "{}: {}",
+            s.as_str(),
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    child.kill()?;
+    child.wait()?;
+    let logs = std::fs::read_to_string(&log_path)?;
+    std::fs::remove_file(&log_path)?;
+    let after = Keyring::parse(&current_value(&f).await)?;
+    assert_eq!(after.current_version(), "3");
+    assert!(logs.contains("finishSecret"), "{logs}");
+    let old = Keyring::parse(&before)?;
+    for secret in [
+        old.salt("1").unwrap(),
+        old.salt("2").unwrap(),
+        after.current_salt(),
+        "rotation-token-that-must-never-be-logged",
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hash_below_the_configured_cost_is_replaced_at_the_next_login() -> Result<()> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let f = Fixture::new().await?;
+    let keyring = Keyring::parse(&current_value(&f).await)?;
+    let peppered =
+        ferry_core::password::pepper(keyring.current_salt(), &Password::parse("weak-pw")?);
+    let weak = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(4096, 1, 1, None).unwrap(),
+    )
+    .hash_password(&peppered, &SaltString::generate(&mut rand_core_os()))
+    .unwrap()
+    .to_string();
+    f.put_user(
+        "wendy",
+        None,
+        json!({"passwordHash": weak, "saltVersion": "2"}),
+    )
+    .await?;
+    assert!(login(&f.authenticator(), "wendy", "weak-pw").await);
+    let stored = stored_hash(&f, "wendy").await;
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    assert!(login(&f.authenticator(), "wendy", "weak-pw").await);
+    Ok(())
+}
+
+fn rand_core_os() -> argon2::password_hash::rand_core::OsRng {
+    argon2::password_hash::rand_core::OsRng
+}
+
+async fn stored_hash(f: &Fixture, username: &str) -> String {
+    f.ddb
+        .get_item()
+        .table_name(&f.table)
+        .key(
+            "username",
+            aws_sdk_dynamodb::types::AttributeValue::S(username.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .and_then(|i| i.get("passwordHash"))
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_re_hash_loses_to_a_password_changed_meanwhile() -> Result<()> {
+    use ferry_core::ports::UserStore;
+    let f = Fixture::new().await?;
+    f.put_user("xena", Some("first-pw"), json!({})).await?;
+    let users = DynamoUserStore::new(f.ddb.clone(), &f.table);
+    let name = ferry_core::Username::parse("xena")?;
+    // An administrator set a new password after the login read the record.
+    let changed = stored_hash(&f, "xena").await;
+    let replaced = users
+        .replace_hash(&name, "the-hash-the-login-read", "$argon2id$stale", "3")
+        .await?;
+    assert!(!replaced);
+    assert_eq!(stored_hash(&f, "xena").await, changed);
+    assert_eq!(salt_version(&f, "xena").await.as_deref(), Some("2"));
+    assert!(
+        users
+            .replace_hash(&name, &changed, "$argon2id$new", "3")
+            .await?
+    );
+    assert_eq!(stored_hash(&f, "xena").await, "$argon2id$new");
+    Ok(())
+}
