@@ -20,5 +20,6 @@ pub mod rotation;
 pub mod transfer;
 pub mod user;
 pub mod username;
+pub mod validate;
 
 pub use username::Username;
