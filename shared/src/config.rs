@@ -38,6 +38,55 @@ impl RotationConfig {
     }
 }
 
+/// What the policy-validator function needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorConfig {
+    pub users_table: String,
+    /// `ALERT_TOPIC_ARN`: where invalid users are reported (optional: the log only).
+    pub alert_topic_arn: Option<String>,
+    /// `ALLOWED_ROLE_ACCOUNT`, `ALLOWED_ROLE_PATH`.
+    pub rules: crate::validate::RecordRules,
+}
+
+impl ValidatorConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let role_account = optional(&get, "ALLOWED_ROLE_ACCOUNT");
+        if role_account
+            .as_deref()
+            .is_some_and(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ConfigError::Invalid {
+                name: "ALLOWED_ROLE_ACCOUNT",
+                reason: "not a 12-digit account id",
+            });
+        }
+        let role_path = optional(&get, "ALLOWED_ROLE_PATH");
+        if role_path
+            .as_deref()
+            .is_some_and(|p| !p.starts_with('/') || !p.ends_with('/'))
+        {
+            return Err(ConfigError::Invalid {
+                name: "ALLOWED_ROLE_PATH",
+                reason: "an IAM path starts and ends with /",
+            });
+        }
+        Ok(Self {
+            users_table: get("USERS_TABLE")
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing("USERS_TABLE"))?,
+            alert_topic_arn: optional(&get, "ALERT_TOPIC_ARN"),
+            rules: crate::validate::RecordRules {
+                role_account,
+                role_path,
+            },
+        })
+    }
+}
+
 fn optional(get: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     get(name).filter(|v| !v.trim().is_empty())
 }

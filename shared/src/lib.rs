@@ -21,5 +21,7 @@ pub mod transfer;
 pub mod user;
 pub mod username;
 pub mod validate;
+#[cfg(feature = "dynamodb")]
+pub mod validator;
 
 pub use username::Username;

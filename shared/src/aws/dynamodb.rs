@@ -300,6 +300,57 @@ pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> Result<Value, Sto
     Ok(Value::Object(map))
 }
 
+/// An attribute value in DynamoDB's JSON wire format (`{"S": "x"}`, `{"N": "1"}`, …), as stream
+/// records carry them. `None` for anything that is not one.
+pub fn wire_to_attr(v: &Value) -> Option<AttributeValue> {
+    let (tag, inner) = v.as_object().filter(|o| o.len() == 1)?.iter().next()?;
+    let strings = |x: &Value| -> Option<Vec<String>> {
+        x.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    Some(match tag.as_str() {
+        "S" => AttributeValue::S(inner.as_str()?.to_owned()),
+        "N" => AttributeValue::N(inner.as_str()?.to_owned()),
+        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
+        "NULL" => AttributeValue::Null(inner.as_bool()?),
+        "SS" => AttributeValue::Ss(strings(inner)?),
+        "NS" => AttributeValue::Ns(strings(inner)?),
+        "B" => AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, inner.as_str()?)
+                .ok()?,
+        )),
+        "L" => AttributeValue::L(
+            inner
+                .as_array()?
+                .iter()
+                .map(wire_to_attr)
+                .collect::<Option<_>>()?,
+        ),
+        "M" => AttributeValue::M(
+            inner
+                .as_object()?
+                .iter()
+                .map(|(k, x)| Some((k.clone(), wire_to_attr(x)?)))
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+/// A stream image (wire format) as the plain JSON the record parser reads.
+pub fn image_to_json(image: &Map<String, Value>) -> Result<Value, StoreError> {
+    let mut out = Map::with_capacity(image.len());
+    for (k, v) in image {
+        let attr = wire_to_attr(v).ok_or_else(|| {
+            StoreError::Malformed(format!("attribute {k} is not a DynamoDB value"))
+        })?;
+        out.insert(k.clone(), attr_to_json(k, &attr)?);
+    }
+    Ok(Value::Object(out))
+}
+
 fn attr_to_json(name: &str, v: &AttributeValue) -> Result<Value, StoreError> {
     Ok(match v {
         AttributeValue::S(s) => Value::String(s.clone()),
@@ -364,6 +415,60 @@ fn json_to_attr(v: &Value) -> AttributeValue {
                 .map(|(k, v)| (k.clone(), json_to_attr(v)))
                 .collect(),
         ),
+    }
+}
+
+impl crate::validator::VerdictWriter for DynamoUserStore {
+    #[instrument(skip(self, seen), fields(table = %self.table))]
+    async fn write_verdict(
+        &self,
+        username: &str,
+        seen: &[(&'static str, Option<Value>)],
+        status: Option<&str>,
+        reason: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut set = vec!["statusReason = :reason", "validatedAt = :at"];
+        let mut conditions = vec!["attribute_exists(username)".to_owned()];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("username", AttributeValue::S(username.to_owned()))
+            .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
+            .expression_attribute_values(":at", AttributeValue::N(at.to_string()));
+        if let Some(status) = status {
+            // `status` is a DynamoDB reserved word.
+            set.push("#status = :status");
+            req = req
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", AttributeValue::S(status.to_owned()));
+        }
+        for (i, (field, value)) in seen.iter().enumerate() {
+            let name = format!("#f{i}");
+            req = req.expression_attribute_names(&name, *field);
+            match value {
+                Some(v) => {
+                    let attr = wire_to_attr(v).ok_or_else(|| {
+                        StoreError::Malformed(format!("attribute {field} is not a DynamoDB value"))
+                    })?;
+                    let placeholder = format!(":v{i}");
+                    conditions.push(format!("{name} = {placeholder}"));
+                    req = req.expression_attribute_values(placeholder, attr);
+                }
+                None => conditions.push(format!("attribute_not_exists({name})")),
+            }
+        }
+        let out = req
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(conditions.join(" AND "))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 

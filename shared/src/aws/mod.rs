@@ -8,3 +8,5 @@ pub mod iam;
 pub mod s3;
 #[cfg(feature = "secretsmanager")]
 pub mod secretsmanager;
+#[cfg(all(feature = "sns", feature = "dynamodb"))]
+pub mod sns;
