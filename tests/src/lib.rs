@@ -4,6 +4,7 @@
 
 pub mod fixture;
 pub mod runtime_api;
+pub mod stream;
 
 pub use fixture::{Fixture, aws_config, services_available};
 
