@@ -28,6 +28,8 @@ pub(crate) struct Backend<U, S, P> {
     pub(crate) users: U,
     salts: Result<S, String>,
     policies: P,
+    /// Where `user validate --write` records verdicts (AWS only).
+    pub(crate) verdicts: Option<DynamoUserStore>,
     /// Defaults for a new user (the local data folder has a bucket and a policy of its own).
     pub(crate) default_bucket: Option<String>,
     pub(crate) default_policy_arn: Option<String>,
@@ -46,6 +48,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             users: &data,
             salts: Ok(&data),
             policies: &data,
+            verdicts: None,
             default_bucket: Some(DEFAULT_BUCKET.to_owned()),
             default_policy_arn: Some(policy_arn(DEFAULT_POLICY)),
         };
@@ -57,8 +60,10 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         .table
         .as_deref()
         .context("no users table: pass --table or set USERS_TABLE (or use --local)")?;
+    let users = DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let backend = Backend {
-        users: DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+        verdicts: Some(users.clone()),
+        users,
         salts: cli
             .target
             .salt_secret
@@ -106,6 +111,15 @@ where
                 }
                 UserCommand::Key(cmd) => key(users, cmd).await?,
                 UserCommand::Import(args) => return crate::import::import(b, args).await,
+                UserCommand::Validate(args) => {
+                    return crate::validate::validate(
+                        &b.users,
+                        &b.policies,
+                        b.verdicts.as_ref(),
+                        args,
+                    )
+                    .await;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

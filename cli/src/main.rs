@@ -7,6 +7,7 @@ mod import;
 mod input;
 mod salt;
 mod up;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -90,6 +91,28 @@ enum UserCommand {
     /// Create users from a CSV file (see docs/cli.md for the columns); rows that fail are
     /// reported by line and the rest are written. Exits 1 when any row failed.
     Import(ImportArgs),
+    /// Run the policy validator's checks on a user (or --all) now; exits 1 when any is invalid.
+    /// With --write (AWS), record the verdicts as the validator function does (backfill).
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// The user to check
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    name: Option<String>,
+    /// Check every user
+    #[arg(long)]
+    all: bool,
+    /// Write status, statusReason and validatedAt (conditional, as the validator function does)
+    #[arg(long)]
+    write: bool,
+    /// Only roles in this account pass (as the function's ALLOWED_ROLE_ACCOUNT)
+    #[arg(long = "role-account", env = "ALLOWED_ROLE_ACCOUNT")]
+    role_account: Option<String>,
+    /// Only roles under this IAM path pass (as the function's ALLOWED_ROLE_PATH)
+    #[arg(long = "role-path", env = "ALLOWED_ROLE_PATH")]
+    role_path: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -201,11 +201,20 @@ async fn judge<P: PolicySource>(
     policies: &P,
     rules: &RecordRules,
 ) -> Result<Result<(), String>, StoreError> {
-    let plain = match image_to_json(image) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    let user = match UserRecord::from_json(plain) {
+    match image_to_json(image) {
+        Ok(plain) => judge_record(plain, policies, rules).await,
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// Every check on a record in the data model's plain JSON (also `ferry user validate`'s):
+/// `Ok(Err(reason))` when it is invalid, `Err` when a dependency failed.
+pub async fn judge_record<P: PolicySource>(
+    record: Value,
+    policies: &P,
+    rules: &RecordRules,
+) -> Result<Result<(), String>, StoreError> {
+    let user = match UserRecord::from_json(record) {
         Ok(u) => u,
         Err(e) => return Ok(Err(e.to_string())),
     };

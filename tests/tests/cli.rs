@@ -515,3 +515,35 @@ fn salt_rotate_local_runs_the_four_steps_and_users_keep_logging_in() {
     assert_eq!(code, 0, "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn user_validate_reports_each_verdict_and_write_backfills_the_status() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    let wide = f
+        .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
+        .await?;
+    f.put_user("good", Some("pw"), serde_json::json!({}))
+        .await?;
+    f.put_user(
+        "wide",
+        Some("pw"),
+        serde_json::json!({"iamPolicyArn": wide}),
+    )
+    .await?;
+    let out = ferry.ok(&["user", "validate", "good"], "");
+    assert_eq!(out.trim(), "good: valid");
+    let checked = ferry.run(&["user", "validate", "--all", "--write"], "");
+    assert_eq!(checked.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert!(out.contains("good: valid"), "{out}");
+    assert!(
+        out.contains("wide: INVALID: statement 1 allows every S3 action"),
+        "{out}"
+    );
+    let shown: Value = serde_json::from_str(&ferry.ok(&["user", "show", "wide", "--json"], ""))?;
+    assert_eq!(shown["status"], "invalid", "{shown}");
+    let shown: Value = serde_json::from_str(&ferry.ok(&["user", "show", "good", "--json"], ""))?;
+    assert_eq!(shown["status"], "active", "{shown}");
+    Ok(())
+}
