@@ -57,3 +57,91 @@ fn every_salt_rotation_sample_is_read_as_its_name_says() {
     }
     assert_eq!(seen, 6);
 }
+
+/// The policy store and the table as the samples assume them: the canonical policy exists, and
+/// every verdict write succeeds (recorded, so the test can see what would be written).
+struct SamplePorts(std::sync::Mutex<Vec<(String, Option<String>)>>);
+
+impl ferry_core::ports::PolicySource for SamplePorts {
+    async fn load_policy(
+        &self,
+        _arn: &str,
+    ) -> Result<ferry_core::policy::PolicyDocument, ferry_core::ports::StoreError> {
+        Ok(
+            ferry_core::policy::PolicyDocument::from_json(ferry_core::policy::CANONICAL_SCOPE_DOWN)
+                .unwrap(),
+        )
+    }
+}
+
+impl ferry_core::validator::VerdictWriter for SamplePorts {
+    async fn write_verdict(
+        &self,
+        username: &str,
+        _seen: &[(&'static str, Option<serde_json::Value>)],
+        status: Option<&str>,
+        _reason: &str,
+        _at: i64,
+    ) -> Result<bool, ferry_core::ports::StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((username.to_owned(), status.map(str::to_owned)));
+        Ok(true)
+    }
+}
+
+impl ferry_core::validator::Alerts for SamplePorts {
+    async fn alert(
+        &self,
+        _subject: &str,
+        _message: &serde_json::Value,
+        _attributes: &[(&str, &str)],
+    ) -> Result<(), ferry_core::ports::StoreError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_policy_validator_sample_is_handled_as_its_name_says() {
+    use ferry_core::validator::{RecordOutcome, process_batch};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/policy-validator");
+    let run = |name: &'static str| {
+        let event: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        async move {
+            let ports = SamplePorts(std::sync::Mutex::new(Vec::new()));
+            let rules = ferry_core::validate::RecordRules::default();
+            let (answer, outcomes) = process_batch(&event, &ports, &ports, &ports, &rules, 0)
+                .await
+                .unwrap();
+            assert_eq!(
+                answer,
+                serde_json::json!({"batchItemFailures": []}),
+                "{name}"
+            );
+            (outcomes, ports.0.into_inner().unwrap())
+        }
+    };
+    let (outcomes, writes) = run("insert-valid").await;
+    assert_eq!(
+        outcomes,
+        [RecordOutcome::Valid {
+            username: "alice".into()
+        }]
+    );
+    assert_eq!(writes, [("alice".to_owned(), Some("active".to_owned()))]);
+    let (outcomes, writes) = run("modify-password-only").await;
+    assert_eq!(
+        outcomes,
+        [RecordOutcome::Skipped("no validated field changed")]
+    );
+    assert!(writes.is_empty());
+    let (outcomes, _) = run("remove").await;
+    assert_eq!(outcomes, [RecordOutcome::Skipped("removed")]);
+    let (outcomes, writes) = run("bad-no-new-image").await;
+    assert!(matches!(outcomes[..], [RecordOutcome::Malformed(_)]));
+    assert!(writes.is_empty());
+}
