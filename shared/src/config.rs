@@ -222,3 +222,83 @@ mod tests {
         ));
     }
 }
+
+/// What the upload-processor function needs (see the data model doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorConfig {
+    pub upload: crate::upload::UploadConfig,
+    /// `NOTIFY_TOPIC_ARN`: one message per processed file (optional: the log only).
+    pub notify_topic_arn: Option<String>,
+}
+
+impl ProcessorConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let list = |name: &str| -> Vec<String> {
+            optional(&get, name)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let prefix = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let p = optional(&get, name).unwrap_or_else(|| default.to_owned());
+            if p.ends_with('/') && !p.starts_with('/') {
+                Ok(p)
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    reason: "a key prefix ends with / and does not start with one",
+                })
+            }
+        };
+        let upload = crate::upload::UploadConfig {
+            incoming_prefixes: list("INCOMING_PREFIXES"),
+            processed_prefix: prefix("PROCESSED_PREFIX", "processed/")?,
+            quarantine_prefix: prefix("QUARANTINE_PREFIX", "quarantine/")?,
+            output_bucket: optional(&get, "OUTPUT_BUCKET"),
+            max_object_bytes: match optional(&get, "MAX_OBJECT_BYTES") {
+                None => None,
+                Some(v) => Some(v.trim().parse().map_err(|_| ConfigError::Invalid {
+                    name: "MAX_OBJECT_BYTES",
+                    reason: "not a whole number of bytes",
+                })?),
+            },
+            allowed_extensions: list("ALLOWED_EXTENSIONS")
+                .into_iter()
+                .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                .collect(),
+            source_action: match optional(&get, "SOURCE_ACTION").as_deref() {
+                None | Some("move") => crate::upload::SourceAction::Move,
+                Some("copy") => crate::upload::SourceAction::Copy,
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        name: "SOURCE_ACTION",
+                        reason: "move or copy",
+                    });
+                }
+            },
+        };
+        if upload.incoming_prefixes.iter().any(|p| {
+            p.starts_with(&upload.processed_prefix)
+                || p.starts_with(&upload.quarantine_prefix)
+                || upload.processed_prefix.starts_with(p.as_str())
+                || upload.quarantine_prefix.starts_with(p.as_str())
+        }) {
+            return Err(ConfigError::Invalid {
+                name: "INCOMING_PREFIXES",
+                reason: "an incoming prefix overlaps the processed or quarantine area (the processor would loop)",
+            });
+        }
+        Ok(Self {
+            upload,
+            notify_topic_arn: optional(&get, "NOTIFY_TOPIC_ARN"),
+        })
+    }
+}

@@ -18,6 +18,8 @@ pub mod policy;
 pub mod ports;
 pub mod rotation;
 pub mod transfer;
+pub mod upload;
+pub mod upload_event;
 pub mod user;
 pub mod username;
 pub mod validate;

@@ -1,6 +1,7 @@
 //! Object storage in S3: folders are common prefixes and `folder/` marker objects, as the S3
 //! console and Transfer Family make them. Uploads arrive as a finished spool file and are sent
-//! whole (multipart above 64 MiB), so an object appears complete or not at all.
+//! whole (multipart above 64 MiB), so an object appears complete or not at all. Also the upload
+//! processor's operations: conditional reads and copies (multipart above 5 GiB), and tags.
 
 use std::path::Path;
 
@@ -14,6 +15,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tracing::{instrument, warn};
 
 use crate::objects::{Entry, Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore};
+use crate::ports::StoreError;
+use crate::upload::{BodyStream, CopyRequest, CopyResult, Head, UploadStore};
 
 /// Uploads above this go multipart (PutObject alone stops at 5 GiB).
 const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
@@ -423,7 +426,7 @@ impl ObjectStore for S3Objects {
     }
 
     async fn remove_dir(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
-        self.delete(bucket, &folder(key)).await
+        ObjectStore::delete(self, bucket, &folder(key)).await
     }
 
     #[instrument(skip(self))]
@@ -446,6 +449,258 @@ impl ObjectStore for S3Objects {
             .send()
             .await
             .map_err(classify)?;
-        self.delete(bucket, from).await
+        ObjectStore::delete(self, bucket, from).await
+    }
+}
+
+/// Objects above this are copied in parts (CopyObject stops at 5 GiB).
+const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+/// Part size of a multipart copy.
+const COPY_PART: u64 = 512 * 1024 * 1024;
+
+fn store_err(e: ObjectError) -> StoreError {
+    match e {
+        ObjectError::Unavailable { what, source } => StoreError::Unavailable { what, source },
+        other => StoreError::Malformed(other.to_string()),
+    }
+}
+
+/// Whether an S3 error says a condition (If-Match) failed or the object is gone.
+fn precondition<E>(e: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    matches!(status, Some(404 | 412))
+        || matches!(e.code(), Some("PreconditionFailed" | "NoSuchKey"))
+}
+
+fn tagging(tags: &[(String, String)]) -> String {
+    tags.iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// An object's body, streamed.
+#[derive(Debug)]
+pub struct S3Body(ByteStream);
+
+impl BodyStream for S3Body {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        self.0
+            .try_next()
+            .await
+            .map_err(|e| store_err(unavailable(e)))
+    }
+}
+
+impl UploadStore for S3Objects {
+    type Body = S3Body;
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<Head>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(Head {
+                size: size(out.content_length()),
+                etag: out.e_tag().unwrap_or_default().to_owned(),
+                version_id: out.version_id().map(str::to_owned),
+            })),
+            Err(e) => match classify(e) {
+                ObjectError::NotFound => Ok(None),
+                e => Err(store_err(e)),
+            },
+        }
+    }
+
+    async fn tags(&self, bucket: &str, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        match self
+            .client
+            .get_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect()),
+            Err(e) => match classify(e) {
+                ObjectError::NotFound => Ok(Vec::new()),
+                e => Err(store_err(e)),
+            },
+        }
+    }
+
+    async fn body(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<Option<S3Body>, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(Some(S3Body(out.body))),
+            Err(e) if precondition(&e) => Ok(None),
+            Err(e) => Err(store_err(classify(e))),
+        }
+    }
+
+    async fn copy(&self, req: &CopyRequest<'_>) -> Result<CopyResult, StoreError> {
+        let CopyRequest {
+            bucket,
+            key,
+            etag,
+            size,
+            to_bucket,
+            to_key,
+            tags,
+        } = *req;
+        let source = format!("{bucket}/{}", utf8_percent_encode(key, COPY_SOURCE));
+        if size <= COPY_LIMIT {
+            let out = self
+                .client
+                .copy_object()
+                .copy_source(&source)
+                .copy_source_if_match(etag)
+                .bucket(to_bucket)
+                .key(to_key)
+                .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
+                .tagging(tagging(tags))
+                .send()
+                .await;
+            return match out {
+                Ok(_) => Ok(CopyResult::Copied),
+                Err(e) if precondition(&e) => Ok(CopyResult::SourceChanged),
+                Err(e) => Err(store_err(classify(e))),
+            };
+        }
+        // Above 5 GiB: a multipart upload of ranged part copies, each conditional on the ETag.
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(to_bucket)
+            .key(to_key)
+            .tagging(tagging(tags))
+            .send()
+            .await
+            .map_err(|e| store_err(classify(e)))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let result: Result<CopyResult, StoreError> = async {
+            let mut parts = Vec::new();
+            let (mut offset, mut number) = (0u64, 1);
+            while offset < size {
+                let end = (offset + COPY_PART).min(size) - 1;
+                let out = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(to_bucket)
+                    .key(to_key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .copy_source(&source)
+                    .copy_source_if_match(etag)
+                    .copy_source_range(format!("bytes={offset}-{end}"))
+                    .send()
+                    .await;
+                let out = match out {
+                    Ok(o) => o,
+                    Err(e) if precondition(&e) => return Ok(CopyResult::SourceChanged),
+                    Err(e) => return Err(store_err(classify(e))),
+                };
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(
+                            out.copy_part_result()
+                                .and_then(|r| r.e_tag())
+                                .map(str::to_owned),
+                        )
+                        .build(),
+                );
+                offset = end + 1;
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(to_bucket)
+                .key(to_key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| store_err(classify(e)))?;
+            Ok(CopyResult::Copied)
+        }
+        .await;
+        if !matches!(result, Ok(CopyResult::Copied)) {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(to_bucket)
+                .key(to_key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn put_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let set = tags
+            .iter()
+            .map(|(k, v)| aws_sdk_s3::types::Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        self.client
+            .put_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .tagging(
+                aws_sdk_s3::types::Tagging::builder()
+                    .set_tag_set(Some(set))
+                    .build()
+                    .map_err(|e| StoreError::Malformed(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| store_err(classify(e)))?;
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        ObjectStore::delete(self, bucket, key)
+            .await
+            .map_err(store_err)
     }
 }

@@ -55,3 +55,10 @@ impl Alerts for SnsAlerts {
         Ok(())
     }
 }
+
+impl crate::upload::Notifier for SnsAlerts {
+    async fn notify(&self, message: &Value, attributes: &[(&str, &str)]) -> Result<(), StoreError> {
+        self.alert("ferry: upload processed", message, attributes)
+            .await
+    }
+}
