@@ -303,11 +303,13 @@ pub async fn process<S: UploadStore, N: Notifier>(
         Ok(t) => t,
         Err(e) => return transient(e),
     };
+    // Tag values cannot hold the quotes S3 puts around ETags.
+    let etag_tag = head.etag.trim_matches('"').to_owned();
     let tagged_for = tags
         .iter()
         .find(|(k, _)| k == TAG_ETAG)
         .map(|(_, v)| v.as_str());
-    if tagged_for == Some(head.etag.as_str()) {
+    if tagged_for == Some(etag_tag.as_str()) {
         return UploadOutcome::Skipped("already processed".into());
     }
     let scan = match store.body(&event.bucket, &event.key, &head.etag).await {
@@ -330,7 +332,7 @@ pub async fn process<S: UploadStore, N: Notifier>(
         (TAG_SHA256.to_owned(), scan.sha256.clone()),
         (TAG_VERDICT.to_owned(), verdict_name.to_owned()),
         (TAG_REASON.to_owned(), tag_value(&reason)),
-        (TAG_ETAG.to_owned(), head.etag.clone()),
+        (TAG_ETAG.to_owned(), etag_tag),
     ];
     let request = CopyRequest {
         bucket: &event.bucket,

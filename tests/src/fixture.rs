@@ -361,3 +361,58 @@ pub fn sample_events() -> Result<Vec<(String, Value)>> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
+
+/// An SNS topic with an SQS queue subscribed: returns (topic ARN, queue URL).
+pub async fn topic_with_queue(f: &Fixture) -> Result<(String, String)> {
+    let sns = aws_sdk_sns::Client::new(&f.sdk);
+    let sqs = aws_sdk_sqs::Client::new(&f.sdk);
+    let topic = sns
+        .create_topic()
+        .name(unique("alerts"))
+        .send()
+        .await?
+        .topic_arn()
+        .context("no topic ARN")?
+        .to_owned();
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("alerts-q"))
+        .send()
+        .await?
+        .queue_url()
+        .context("no queue URL")?
+        .to_owned();
+    let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(arn_name.clone())
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&arn_name))
+        .context("no queue ARN")?
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await?;
+    Ok((topic, queue))
+}
+
+/// The SNS envelopes waiting in the queue (one receive, waiting up to a second).
+pub async fn received(f: &Fixture, queue: &str) -> Result<Vec<Value>> {
+    let out = aws_sdk_sqs::Client::new(&f.sdk)
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await?;
+    out.messages()
+        .iter()
+        .map(|m| Ok(serde_json::from_str(m.body().context("no message body")?)?))
+        .collect()
+}

@@ -13,7 +13,7 @@ use ferry_core::ports::{PolicySource, StoreError};
 use ferry_core::validate::RecordRules;
 use ferry_core::validator::{RecordOutcome, process_batch};
 use ferry_tests::Fixture;
-use ferry_tests::fixture::unique;
+use ferry_tests::fixture::{received, topic_with_queue};
 use ferry_tests::stream::StreamReader;
 use serde_json::{Value, json};
 
@@ -69,61 +69,6 @@ async fn item(f: &Fixture, username: &str) -> Value {
         .await
         .unwrap();
     ferry_core::aws::dynamodb::item_to_json(out.item().unwrap()).unwrap()
-}
-
-/// An SNS topic with an SQS queue subscribed: returns (topic ARN, queue URL).
-async fn topic_with_queue(f: &Fixture) -> Result<(String, String)> {
-    let sns = aws_sdk_sns::Client::new(&f.sdk);
-    let sqs = aws_sdk_sqs::Client::new(&f.sdk);
-    let topic = sns
-        .create_topic()
-        .name(unique("alerts"))
-        .send()
-        .await?
-        .topic_arn()
-        .unwrap()
-        .to_owned();
-    let queue = sqs
-        .create_queue()
-        .queue_name(unique("alerts-q"))
-        .send()
-        .await?
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .unwrap()
-        .clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await?;
-    Ok((topic, queue))
-}
-
-/// The SNS envelopes waiting in the queue.
-async fn received(f: &Fixture, queue: &str) -> Vec<Value> {
-    let out = aws_sdk_sqs::Client::new(&f.sdk)
-        .receive_message()
-        .queue_url(queue)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
-    out.messages()
-        .iter()
-        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -230,7 +175,7 @@ async fn bad_policies_mark_users_invalid_with_a_reason_and_alert_through_sns() -
     );
     let mut alerts = Vec::new();
     for _ in 0..5 {
-        alerts.extend(received(&f, &queue).await);
+        alerts.extend(received(&f, &queue).await?);
         if alerts.len() >= 3 {
             break;
         }

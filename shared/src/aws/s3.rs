@@ -590,11 +590,25 @@ impl UploadStore for S3Objects {
                 .tagging(tagging(tags))
                 .send()
                 .await;
-            return match out {
-                Ok(_) => Ok(CopyResult::Copied),
-                Err(e) if precondition(&e) => Ok(CopyResult::SourceChanged),
-                Err(e) => Err(store_err(classify(e))),
-            };
+            match out {
+                Ok(_) => {}
+                Err(e) if precondition(&e) => return Ok(CopyResult::SourceChanged),
+                Err(e) => return Err(store_err(classify(e))),
+            }
+            // S3 honours CopySourceIfMatch; emulators may not. Checked again, so a copy of a
+            // replacement never carries the checksum of the file that was hashed.
+            let now = UploadStore::head(self, bucket, key).await?;
+            if now.is_none_or(|h| h.etag != etag) {
+                warn!(
+                    key,
+                    "source replaced during the copy: the copy is withdrawn"
+                );
+                ObjectStore::delete(self, to_bucket, to_key)
+                    .await
+                    .map_err(store_err)?;
+                return Ok(CopyResult::SourceChanged);
+            }
+            return Ok(CopyResult::Copied);
         }
         // Above 5 GiB: a multipart upload of ranged part copies, each conditional on the ETag.
         let created = self
