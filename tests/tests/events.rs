@@ -145,3 +145,41 @@ async fn every_policy_validator_sample_is_handled_as_its_name_says() {
     assert!(matches!(outcomes[..], [RecordOutcome::Malformed(_)]));
     assert!(writes.is_empty());
 }
+
+#[test]
+fn every_upload_processor_sample_is_read_as_its_name_says() {
+    use ferry_core::upload::{Delivered, read_event};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/upload-processor");
+    let read = |name: &str| {
+        let event: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        read_event(&event)
+    };
+    for name in ["s3-put", "sqs-s3", "sns-s3"] {
+        let delivered = read(name);
+        let [
+            Delivered::Objects {
+                objects,
+                message_id,
+            },
+        ] = &delivered[..]
+        else {
+            panic!("{name}: {delivered:?}");
+        };
+        assert_eq!(objects.len(), 1, "{name}");
+        assert_eq!(objects[0].bucket, "ferry-transfer");
+        assert_eq!(objects[0].key, "home/alice/red flower + café.csv", "{name}");
+        assert_eq!(message_id.is_some(), name == "sqs-s3", "{name}");
+    }
+    let delivered = read("eventbridge");
+    assert!(
+        matches!(&delivered[..], [Delivered::Objects { objects, .. }] if objects[0].key == "home/alice/report.csv")
+    );
+    assert!(matches!(read("s3-test-event")[..], [Delivered::Ignored(_)]));
+    assert!(matches!(
+        &read("bad-sqs-body")[..],
+        [Delivered::Malformed { message_id: Some(id), .. }] if id == "m-bad"
+    ));
+}
