@@ -20,6 +20,7 @@ pub mod rotation;
 pub mod transfer;
 pub mod upload;
 pub mod upload_event;
+pub mod upload_local;
 pub mod user;
 pub mod username;
 pub mod validate;

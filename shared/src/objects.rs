@@ -176,7 +176,7 @@ impl FileObjects {
     }
 
     /// The path of a key, refusing bucket names and keys that are not plain.
-    fn path(&self, bucket: &str, key: &str) -> Result<PathBuf, ObjectError> {
+    pub fn path(&self, bucket: &str, key: &str) -> Result<PathBuf, ObjectError> {
         let bucket_dir = self.root.join(bucket);
         if bucket.is_empty()
             || bucket.starts_with('.')

@@ -616,6 +616,64 @@ fn a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat(up: 
     );
 }
 
+fn every_upload_is_processed_copied_to_its_area_and_announced(up: Up) {
+    use sha2::Digest;
+    up.add_user("ivy", "ivy-pw", &[]);
+    let csv = up.work.join("r.csv");
+    std::fs::write(&csv, "a,b\n1,2\n").unwrap();
+    let fake = up.work.join("bad.pdf");
+    std::fs::write(&fake, "this is no pdf").unwrap();
+    let (ok, out) = up.sftp(
+        "ivy",
+        Login::Password("ivy-pw"),
+        &format!(
+            "put {} r.csv\nput {} bad.pdf\n",
+            csv.display(),
+            fake.display()
+        ),
+    );
+    assert!(ok, "{out}");
+    // Processing runs in the background: wait for both notices.
+    let notices = up.data.join("notifications.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        lines = std::fs::read_to_string(&notices)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if lines.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let notice = |key: &str| {
+        lines
+            .iter()
+            .find(|l| l["sourceKey"] == key)
+            .unwrap()
+            .clone()
+    };
+    let clean = notice("ivy/r.csv");
+    assert_eq!(clean["verdict"], "clean");
+    assert_eq!(clean["user"], "ivy");
+    let digest: String = sha2::Sha256::digest(b"a,b\n1,2\n")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(clean["sha256"], digest);
+    assert_eq!(clean["destinationKey"], "processed/ivy/r.csv");
+    let bad = notice("ivy/bad.pdf");
+    assert_eq!(bad["verdict"], "quarantined");
+    assert_eq!(bad["destinationKey"], "quarantine/ivy/bad.pdf");
+    assert_eq!(up.read_object("processed/ivy/r.csv"), b"a,b\n1,2\n");
+    assert!(up.is_file("quarantine/ivy/bad.pdf"));
+    // ferry up keeps the user's own file where they put it.
+    assert!(up.is_file("ivy/r.csv") && up.is_file("ivy/bad.pdf"));
+}
+
 /// Each case runs on both backends: `local::case` on the data folder, `aws::case` with `--aws`.
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
@@ -644,4 +702,5 @@ on_both_backends!(
     a_user_disabled_while_the_server_runs_is_refused_at_the_next_login,
     a_session_dropped_mid_upload_leaves_no_complete_looking_file,
     a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat,
+    every_upload_is_processed_copied_to_its_area_and_announced,
 );

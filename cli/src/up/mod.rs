@@ -23,6 +23,10 @@ use ferry_core::local::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
 use ferry_core::objects::FileObjects;
 use ferry_core::password::{Password, generate_password, hash_password};
 use ferry_core::ports::{SaltSource, UserAdmin};
+use ferry_core::upload::{
+    Notifier, ObjectEvent, SourceAction, UploadConfig, UploadOutcome, UploadStore, process,
+};
+use ferry_core::upload_local::{FileUploads, JsonLines};
 use russh::server::Server as _;
 use serde_json::json;
 
@@ -47,6 +51,9 @@ pub(crate) struct UpArgs {
     /// objects in S3. The data folder then keeps only the host key and the upload spool.
     #[arg(long)]
     aws: bool,
+    /// Do not run the upload processor on completed uploads
+    #[arg(long = "no-processing")]
+    no_processing: bool,
 }
 
 pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCode> {
@@ -99,10 +106,18 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
                 policy_cache: Duration::from_secs(300),
             },
         );
+        let objects = Arc::new(S3Objects::new(s3_client(&sdk)));
+        let on_upload = (!a.no_processing).then(|| {
+            upload_hook(
+                Arc::clone(&objects),
+                Arc::new(JsonLines(a.data.join("notifications.jsonl"))),
+            )
+        });
         let server: Server<(_, _, _, S3Objects)> = Server {
             auth: Arc::new(auth),
-            objects: Arc::new(S3Objects::new(s3_client(&sdk))),
+            objects,
             data,
+            on_upload,
         };
         eprintln!(
             "ferry up: SFTP on {} (users in table {table}, objects in S3, spool in {}); try: sftp -P {} USER@{}",
@@ -128,10 +143,17 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             policy_cache: Duration::ZERO,
         },
     );
+    let on_upload = (!a.no_processing).then(|| {
+        upload_hook(
+            Arc::new(FileUploads::new(store.dir())),
+            Arc::new(JsonLines(a.data.join("notifications.jsonl"))),
+        )
+    });
     let server: Server<(_, _, _, FileObjects)> = Server {
         auth: Arc::new(auth),
         objects: Arc::new(FileObjects::new(store.dir().join("objects"))),
         data,
+        on_upload,
     };
     eprintln!(
         "ferry up: SFTP on {} (data folder {}); try: sftp -P {} demo@{}",
@@ -153,6 +175,42 @@ async fn serve<B: Backend>(
         _ = tokio::signal::ctrl_c() => eprintln!("ferry up: stopping"),
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The upload processor as `ferry up` runs it: on every completed upload, in the background,
+/// copying it to `processed/` or `quarantine/` of its bucket (the user's file stays where they
+/// put it) and writing the notice to `notifications.jsonl` in the data folder and to the log.
+fn upload_hook<S, N>(store: Arc<S>, notifier: Arc<N>) -> sftp::UploadHook
+where
+    S: UploadStore + 'static,
+    N: Notifier + 'static,
+{
+    let config = Arc::new(UploadConfig {
+        source_action: SourceAction::Copy,
+        ..UploadConfig::default()
+    });
+    Arc::new(move |bucket: String, key: String| {
+        let (store, notifier, config) = (
+            Arc::clone(&store),
+            Arc::clone(&notifier),
+            Arc::clone(&config),
+        );
+        tokio::spawn(async move {
+            let event = ObjectEvent {
+                bucket,
+                key,
+                size: None,
+                etag: None,
+                version_id: None,
+                sequencer: None,
+            };
+            if let UploadOutcome::Transient(why) =
+                process(&event, &*store, &*notifier, &config).await
+            {
+                tracing::warn!(target: "ferry::upload", key = %event.key, error = %why, "UPLOAD_NOT_PROCESSED");
+            }
+        });
+    })
 }
 
 /// An S3 client. Custom endpoints (moto, MinIO, LocalStack) want path-style addressing; AWS

@@ -28,7 +28,6 @@ use super::paths::{Location, Namespace, PathError, normalize};
 const MAX_READ: u32 = 256 * 1024;
 
 /// What a session may touch and where its uploads are spooled.
-#[derive(Debug)]
 pub(crate) struct SessionContext {
     pub(crate) id: u64,
     pub(crate) username: String,
@@ -37,7 +36,12 @@ pub(crate) struct SessionContext {
     pub(crate) policy: Option<SessionPolicy>,
     pub(crate) uploads: PathBuf,
     pub(crate) partial: PathBuf,
+    /// Runs the upload processor on a stored upload (bucket, key), in the background.
+    pub(crate) on_upload: Option<UploadHook>,
 }
+
+/// What `ferry up` does with every completed upload.
+pub(crate) type UploadHook = Arc<dyn Fn(String, String) + Send + Sync>;
 
 enum OpenHandle<R> {
     Read {
@@ -555,6 +559,9 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
                 match self.store.put_file(&bucket, &key, &temp).await {
                     Ok(size) => {
                         info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %path, bytes = size, mode = "write", "CLOSE");
+                        if let Some(hook) = &self.ctx.on_upload {
+                            hook(bucket, key);
+                        }
                         Ok(ok(id))
                     }
                     Err(e) => {

@@ -58,6 +58,7 @@ pub(crate) struct Server<B: Backend> {
     pub(crate) objects: Arc<B::Objects>,
     /// Where uploads are spooled (`uploads/`) and set aside (`partial/`).
     pub(crate) data: Arc<std::path::Path>,
+    pub(crate) on_upload: Option<super::sftp::UploadHook>,
 }
 
 impl<B: Backend> Clone for Server<B> {
@@ -66,6 +67,7 @@ impl<B: Backend> Clone for Server<B> {
             auth: Arc::clone(&self.auth),
             objects: Arc::clone(&self.objects),
             data: Arc::clone(&self.data),
+            on_upload: self.on_upload.clone(),
         }
     }
 }
@@ -83,6 +85,7 @@ impl<B: Backend> russh::server::Server for Server<B> {
             auth: Arc::clone(&self.auth),
             objects: Arc::clone(&self.objects),
             data: Arc::clone(&self.data),
+            on_upload: self.on_upload.clone(),
             login: None,
             channels: HashMap::new(),
         }
@@ -96,6 +99,7 @@ pub(crate) struct Connection<B: Backend> {
     auth: Arc<Auth_<B>>,
     objects: Arc<B::Objects>,
     data: Arc<std::path::Path>,
+    on_upload: Option<super::sftp::UploadHook>,
     login: Option<(Username, AuthResponse)>,
     channels: HashMap<ChannelId, Channel<Msg>>,
 }
@@ -219,6 +223,7 @@ impl<B: Backend> Connection<B> {
             policy,
             uploads: self.data.join("uploads"),
             partial: self.data.join("partial"),
+            on_upload: self.on_upload.clone(),
         })
     }
 }
