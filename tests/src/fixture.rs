@@ -158,6 +158,26 @@ impl Fixture {
         self.put_raw(merge(user, extra)).await
     }
 
+    /// A user's stored item as plain JSON (one consistent read); `None` when there is none.
+    pub async fn item(&self, username: &str) -> Result<Option<Value>> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "username",
+                aws_sdk_dynamodb::types::AttributeValue::S(username.into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .context("get item")?;
+        out.item()
+            .map(ferry_core::aws::dynamodb::item_to_json)
+            .transpose()
+            .map_err(Into::into)
+    }
+
     /// Writes an item exactly as given (JSON converted to attribute values).
     pub async fn put_raw(&self, item: Value) -> Result<()> {
         self.put_item(json_to_item(&item).context("item must be a JSON object")?)

@@ -190,19 +190,8 @@ async fn current_value(f: &Fixture) -> String {
 }
 
 async fn salt_version(f: &Fixture, username: &str) -> Option<String> {
-    let user = f
-        .ddb
-        .get_item()
-        .table_name(&f.table)
-        .key(
-            "username",
-            aws_sdk_dynamodb::types::AttributeValue::S(username.into()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    user.item()?.get("saltVersion")?.as_s().ok().cloned()
+    let user = f.item(username).await.unwrap()?;
+    user.get("saltVersion")?.as_str().map(str::to_owned)
 }
 
 fn allowed(answer: &Value) -> bool {
@@ -758,22 +747,8 @@ fn rand_core_os() -> argon2::password_hash::rand_core::OsRng {
 }
 
 async fn stored_hash(f: &Fixture, username: &str) -> String {
-    f.ddb
-        .get_item()
-        .table_name(&f.table)
-        .key(
-            "username",
-            aws_sdk_dynamodb::types::AttributeValue::S(username.into()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item()
-        .and_then(|i| i.get("passwordHash"))
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default()
+    let user = f.item(username).await.unwrap().unwrap_or_default();
+    user["passwordHash"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]

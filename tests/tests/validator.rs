@@ -56,19 +56,7 @@ impl Validator {
 }
 
 async fn item(f: &Fixture, username: &str) -> Value {
-    let out = f
-        .ddb
-        .get_item()
-        .table_name(&f.table)
-        .key(
-            "username",
-            aws_sdk_dynamodb::types::AttributeValue::S(username.into()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    ferry_core::aws::dynamodb::item_to_json(out.item().unwrap()).unwrap()
+    f.item(username).await.unwrap().unwrap()
 }
 
 #[tokio::test]
