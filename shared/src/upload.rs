@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::auth::error_chain;
 use crate::ports::StoreError;
@@ -394,6 +394,51 @@ pub async fn process<S: UploadStore, N: Notifier>(
         destination,
         sha256: scan.sha256,
     }
+}
+
+/// A whole invocation: every object of every record processed. SQS deliveries that failed
+/// transiently are listed in `{"batchItemFailures": [{"itemIdentifier": <messageId>}]}`; a
+/// transient failure outside SQS is `Err`, so that the invocation fails and Lambda retries it.
+pub async fn handle_event<S: UploadStore, N: Notifier>(
+    event: &Value,
+    store: &S,
+    notifier: &N,
+    config: &UploadConfig,
+) -> Result<(Value, Vec<UploadOutcome>), String> {
+    let mut failures: Vec<String> = Vec::new();
+    let mut unbatched = None;
+    let mut outcomes = Vec::new();
+    for delivered in read_event(event) {
+        match delivered {
+            Delivered::Objects {
+                message_id,
+                objects,
+            } => {
+                for object in objects {
+                    let outcome = process(&object, store, notifier, config).await;
+                    if let UploadOutcome::Transient(why) = &outcome {
+                        warn!(key = %object.key, error = %why, "upload not processed; it will be retried");
+                        match &message_id {
+                            Some(id) if !failures.contains(id) => failures.push(id.clone()),
+                            Some(_) => {}
+                            None => unbatched = Some(why.clone()),
+                        }
+                    }
+                    outcomes.push(outcome);
+                }
+            }
+            Delivered::Ignored(why) => info!(why, "record ignored"),
+            Delivered::Malformed { reason, .. } => warn!(reason, "malformed record dropped"),
+        }
+    }
+    if let Some(why) = unbatched {
+        return Err(format!("an upload failed transiently: {why}"));
+    }
+    let failures: Vec<Value> = failures
+        .into_iter()
+        .map(|id| json!({"itemIdentifier": id}))
+        .collect();
+    Ok((json!({"batchItemFailures": failures}), outcomes))
 }
 
 /// S3 tag values allow letters, digits, spaces and `+ - = . _ : / @`, up to 256 characters.

@@ -431,3 +431,102 @@ async fn events_wrapped_in_sns_sqs_or_eventbridge_are_read_alike() -> Result<()>
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn an_older_event_arriving_after_a_newer_one_changes_nothing() -> Result<()> {
+    let s = setup().await?;
+    let notices = no_notices(&s.f);
+    s.put("home/gu/log.txt", b"version one").await;
+    let older = s.event("home/gu/log.txt");
+    s.put("home/gu/log.txt", b"version two").await;
+    let newer = s.event("home/gu/log.txt");
+    // The newer notification is delivered first: the current bytes are what is processed.
+    let outcome = s.run(&newer, &config(), &notices).await;
+    let [UploadOutcome::Processed { sha256, .. }] = &outcome[..] else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(sha256, &sha256_hex(b"version two"));
+    // The late, older one finds nothing left to do.
+    assert_eq!(
+        s.run(&older, &config(), &notices).await,
+        [UploadOutcome::Skipped("already moved or deleted".into())]
+    );
+    let tags = s.tags("processed/gu/log.txt").await;
+    assert!(tags.contains(&("ferry-sha256".into(), sha256_hex(b"version two"))));
+    Ok(())
+}
+
+/// S3 as a throttled call makes it, for one key (moto cannot throttle).
+struct ThrottledFor<'a> {
+    real: &'a S3Objects,
+    key: &'static str,
+}
+
+impl UploadStore for ThrottledFor<'_> {
+    type Body = <S3Objects as UploadStore>::Body;
+    async fn head(&self, b: &str, k: &str) -> Result<Option<Head>, StoreError> {
+        if k == self.key {
+            return Err(StoreError::Unavailable {
+                what: "S3",
+                source: "SlowDown".into(),
+            });
+        }
+        self.real.head(b, k).await
+    }
+    async fn tags(&self, b: &str, k: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.real.tags(b, k).await
+    }
+    async fn body(&self, b: &str, k: &str, etag: &str) -> Result<Option<Self::Body>, StoreError> {
+        self.real.body(b, k, etag).await
+    }
+    async fn copy(&self, req: &CopyRequest<'_>) -> Result<CopyResult, StoreError> {
+        self.real.copy(req).await
+    }
+    async fn put_tags(
+        &self,
+        b: &str,
+        k: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.real.put_tags(b, k, tags).await
+    }
+    async fn delete(&self, b: &str, k: &str) -> Result<(), StoreError> {
+        UploadStore::delete(self.real, b, k).await
+    }
+}
+
+#[tokio::test]
+async fn an_sqs_batch_reports_exactly_the_messages_to_retry() -> Result<()> {
+    use ferry_core::upload::handle_event;
+    let s = setup().await?;
+    let notices = no_notices(&s.f);
+    s.put("home/ha/ok.csv", b"a\n").await;
+    s.put("home/ha/slow.csv", b"b\n").await;
+    let message = |id: &str, key: &str| json!({"eventSource": "aws:sqs", "messageId": id, "body": s.event(key).to_string()});
+    let batch = json!({"Records": [
+        message("m-ok", "home/ha/ok.csv"),
+        message("m-slow", "home/ha/slow.csv"),
+        {"eventSource": "aws:sqs", "messageId": "m-garbage", "body": "{"},
+    ]});
+    let store = ThrottledFor {
+        real: &s.objects,
+        key: "home/ha/slow.csv",
+    };
+    let (answer, outcomes) = handle_event(&batch, &store, &notices, &config())
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-slow"}]})
+    );
+    assert_eq!(outcomes.len(), 2);
+    assert!(s.exists("processed/ha/ok.csv").await);
+    assert!(s.exists("home/ha/slow.csv").await, "kept for the retry");
+    // Outside SQS there is no batch to report in: the invocation fails and is retried.
+    assert!(
+        handle_event(&s.event("home/ha/slow.csv"), &store, &notices, &config())
+            .await
+            .is_err()
+    );
+    Ok(())
+}

@@ -5,9 +5,9 @@ use ferry_core::aws::s3::S3Objects;
 use ferry_core::aws::sns::SnsAlerts;
 use ferry_core::config::ProcessorConfig;
 use ferry_core::logging;
-use ferry_core::upload::{Delivered, UploadOutcome, process, read_event};
+use ferry_core::upload::handle_event;
 use lambda_runtime::{LambdaEvent, Runtime, service_fn};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 struct Deps {
     objects: S3Objects,
@@ -39,42 +39,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// SQS deliveries report failed messages in `batchItemFailures`; a direct or SNS delivery with a
-/// transient failure fails the invocation, so Lambda's own retries apply.
 async fn handle(deps: &Deps, payload: Value) -> Result<Value, lambda_runtime::Error> {
-    let mut failures = Vec::new();
-    let mut failed_unbatched = false;
-    for delivered in read_event(&payload) {
-        match delivered {
-            Delivered::Objects {
-                message_id,
-                objects,
-            } => {
-                for object in objects {
-                    let outcome =
-                        process(&object, &deps.objects, &deps.notices, &deps.config.upload).await;
-                    if let UploadOutcome::Transient(why) = &outcome {
-                        tracing::warn!(key = %object.key, error = %why, "upload not processed; will be retried");
-                        match &message_id {
-                            Some(id)
-                                if !failures.iter().any(|f: &Value| f["itemIdentifier"] == *id) =>
-                            {
-                                failures.push(json!({"itemIdentifier": id}));
-                            }
-                            Some(_) => {}
-                            None => failed_unbatched = true,
-                        }
-                    }
-                }
-            }
-            Delivered::Ignored(why) => tracing::info!(why, "record ignored"),
-            Delivered::Malformed { reason, .. } => {
-                tracing::warn!(reason, "malformed record dropped");
-            }
-        }
-    }
-    if failed_unbatched {
-        return Err("an upload failed transiently; the invocation is retried".into());
-    }
-    Ok(json!({"batchItemFailures": failures}))
+    let (answer, _) = handle_event(&payload, &deps.objects, &deps.notices, &deps.config.upload)
+        .await
+        .map_err(lambda_runtime::Error::from)?;
+    Ok(answer)
 }
