@@ -229,6 +229,8 @@ pub struct ProcessorConfig {
     pub upload: crate::upload::UploadConfig,
     /// `NOTIFY_TOPIC_ARN`: one message per processed file (optional: the log only).
     pub notify_topic_arn: Option<String>,
+    /// `USERS_TABLE`: where per-user `uploadRules` are read (optional: none).
+    pub users_table: Option<String>,
 }
 
 impl ProcessorConfig {
@@ -299,6 +301,7 @@ impl ProcessorConfig {
         Ok(Self {
             upload,
             notify_topic_arn: optional(&get, "NOTIFY_TOPIC_ARN"),
+            users_table: optional(&get, "USERS_TABLE"),
         })
     }
 }

@@ -156,6 +156,18 @@ impl UserStore for LocalStore {
     }
 }
 
+impl crate::upload::RulesSource for LocalStore {
+    async fn rules_for(&self, user: &str) -> Result<Option<crate::upload::UserRules>, StoreError> {
+        let Ok(username) = Username::parse(user) else {
+            return Ok(None);
+        };
+        match self.get_raw(&username).await? {
+            Some(record) => crate::upload::user_rules(&record),
+            None => Ok(None),
+        }
+    }
+}
+
 impl crate::ports::SaltUsage for LocalStore {
     async fn in_use(&self, version: &str) -> Result<bool, StoreError> {
         Ok(self.count(version).await? > 0)

@@ -143,6 +143,64 @@ pub trait Notifier: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// One user's own rules (the `uploadRules` attribute of their record), over the configured ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserRules {
+    pub max_object_bytes: Option<u64>,
+    pub allowed_extensions: Option<Vec<String>>,
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+/// Finds a user's own upload rules (the users table on AWS).
+pub trait RulesSource: Send + Sync {
+    fn rules_for(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<UserRules>, StoreError>> + Send;
+}
+
+/// No per-user rules: the configured ones apply to everybody.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUserRules;
+
+impl RulesSource for NoUserRules {
+    async fn rules_for(&self, _user: &str) -> Result<Option<UserRules>, StoreError> {
+        Ok(None)
+    }
+}
+
+// An optional source: without one (no users table configured), nobody has rules of their own.
+impl<R: RulesSource> RulesSource for Option<R> {
+    async fn rules_for(&self, user: &str) -> Result<Option<UserRules>, StoreError> {
+        match self {
+            Some(r) => r.rules_for(user).await,
+            None => Ok(None),
+        }
+    }
+}
+
+impl<R: RulesSource + ?Sized> RulesSource for std::sync::Arc<R> {
+    fn rules_for(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<UserRules>, StoreError>> + Send {
+        (**self).rules_for(user)
+    }
+}
+
+/// Reads `uploadRules` from a user record as plain JSON; a malformed value is an error, so a
+/// broken override never silently loosens or tightens the rules.
+pub fn user_rules(record: &Value) -> Result<Option<UserRules>, StoreError> {
+    match record.get("uploadRules") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| StoreError::Malformed(format!("uploadRules: {e}"))),
+    }
+}
+
 /// What the single pass over the bytes found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {
@@ -243,10 +301,31 @@ impl UploadConfig {
 
     /// The rules: `Err(reason)` quarantines.
     pub fn judge(&self, key: &str, scan: &Scan) -> Result<(), String> {
-        if scan.size == 0 {
+        self.judge_for(key, scan, None)
+    }
+
+    /// The rules, with a user's own rules over the configured ones.
+    pub fn judge_for(
+        &self,
+        key: &str,
+        scan: &Scan,
+        user: Option<&UserRules>,
+    ) -> Result<(), String> {
+        let allow_empty = user.is_some_and(|u| u.allow_empty);
+        if scan.size == 0 && !allow_empty {
             return Err("empty file".into());
         }
-        if let Some(max) = self.max_object_bytes
+        let max = user
+            .and_then(|u| u.max_object_bytes)
+            .or(self.max_object_bytes);
+        let own_extensions: Option<Vec<String>> =
+            user.and_then(|u| u.allowed_extensions.as_ref()).map(|l| {
+                l.iter()
+                    .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                    .collect()
+            });
+        let allowed = own_extensions.as_ref().unwrap_or(&self.allowed_extensions);
+        if let Some(max) = max
             && scan.size > max
         {
             return Err(format!("{} bytes, over the {max}-byte limit", scan.size));
@@ -256,7 +335,7 @@ impl UploadConfig {
             .rsplit_once('.')
             .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default();
-        if !self.allowed_extensions.is_empty() && !self.allowed_extensions.contains(&ext) {
+        if !allowed.is_empty() && !allowed.contains(&ext) {
             return Err(format!("extension .{ext} is not allowed"));
         }
         let claims = match ext.as_str() {
@@ -271,6 +350,7 @@ impl UploadConfig {
         };
         if let Some(claimed) = claims
             && claimed != scan.detected
+            && !(scan.size == 0 && allow_empty)
         {
             return Err(format!(
                 "content is {} but the name says .{ext}",
@@ -282,10 +362,11 @@ impl UploadConfig {
 }
 
 /// Processes one object.
-pub async fn process<S: UploadStore, N: Notifier>(
+pub async fn process<S: UploadStore, N: Notifier, R: RulesSource>(
     event: &ObjectEvent,
     store: &S,
     notifier: &N,
+    users: &R,
     config: &UploadConfig,
 ) -> UploadOutcome {
     let started = Instant::now();
@@ -320,12 +401,26 @@ pub async fn process<S: UploadStore, N: Notifier>(
         Ok(None) => return UploadOutcome::Skipped("replaced or deleted before it was read".into()),
         Err(e) => return transient(e),
     };
-    let verdict = config.judge(&event.key, &scan);
+    let relative = &event.key[prefix.len()..];
+    // The user is the first folder below the incoming prefix (their home).
+    let user = relative.split('/').next().unwrap_or("").to_owned();
+    let own = if relative.contains('/') {
+        match users.rules_for(&user).await {
+            Ok(r) => Ok(r),
+            // Unreadable rules are not retried forever: the file is held back, fail-closed.
+            Err(StoreError::Malformed(m)) => {
+                Err(format!("the user's upload rules are unusable: {m}"))
+            }
+            Err(e) => return transient(e),
+        }
+    } else {
+        Ok(None)
+    };
+    let verdict = own.and_then(|own| config.judge_for(&event.key, &scan, own.as_ref()));
     let (verdict_name, reason, area) = match &verdict {
         Ok(()) => ("clean", "ok".to_owned(), &config.processed_prefix),
         Err(r) => ("quarantined", r.clone(), &config.quarantine_prefix),
     };
-    let relative = &event.key[prefix.len()..];
     let destination = format!("{area}{relative}");
     let out_bucket = config.output_bucket.as_deref().unwrap_or(&event.bucket);
     let result_tags = vec![
@@ -351,7 +446,6 @@ pub async fn process<S: UploadStore, N: Notifier>(
         }
         Err(e) => return transient(e),
     }
-    let user = relative.split('/').next().unwrap_or("").to_owned();
     let message = json!({
         "bucket": event.bucket,
         "sourceKey": event.key,
@@ -399,10 +493,11 @@ pub async fn process<S: UploadStore, N: Notifier>(
 /// A whole invocation: every object of every record processed. SQS deliveries that failed
 /// transiently are listed in `{"batchItemFailures": [{"itemIdentifier": <messageId>}]}`; a
 /// transient failure outside SQS is `Err`, so that the invocation fails and Lambda retries it.
-pub async fn handle_event<S: UploadStore, N: Notifier>(
+pub async fn handle_event<S: UploadStore, N: Notifier, R: RulesSource>(
     event: &Value,
     store: &S,
     notifier: &N,
+    users: &R,
     config: &UploadConfig,
 ) -> Result<(Value, Vec<UploadOutcome>), String> {
     let mut failures: Vec<String> = Vec::new();
@@ -415,7 +510,7 @@ pub async fn handle_event<S: UploadStore, N: Notifier>(
                 objects,
             } => {
                 for object in objects {
-                    let outcome = process(&object, store, notifier, config).await;
+                    let outcome = process(&object, store, notifier, users, config).await;
                     if let UploadOutcome::Transient(why) = &outcome {
                         warn!(key = %object.key, error = %why, "upload not processed; it will be retried");
                         match &message_id {

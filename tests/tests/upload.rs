@@ -9,8 +9,8 @@ use ferry_core::aws::s3::S3Objects;
 use ferry_core::aws::sns::SnsAlerts;
 use ferry_core::ports::StoreError;
 use ferry_core::upload::{
-    CopyRequest, CopyResult, Head, ObjectEvent, SourceAction, UploadConfig, UploadOutcome,
-    UploadStore, process, read_event,
+    CopyRequest, CopyResult, Head, NoUserRules, ObjectEvent, SourceAction, UploadConfig,
+    UploadOutcome, UploadStore, process, read_event,
 };
 use ferry_tests::Fixture;
 use serde_json::{Value, json};
@@ -108,7 +108,7 @@ impl Setup {
         for d in read_event(event) {
             if let ferry_core::upload::Delivered::Objects { objects, .. } = d {
                 for o in objects {
-                    outcomes.push(process(&o, &self.objects, notices, config).await);
+                    outcomes.push(process(&o, &self.objects, notices, &NoUserRules, config).await);
                 }
             }
         }
@@ -280,14 +280,14 @@ async fn a_file_replaced_while_it_is_processed_is_not_moved_with_a_stale_checksu
         version_id: None,
         sequencer: None,
     };
-    let outcome = process(&object, &store, &notices, &config()).await;
+    let outcome = process(&object, &store, &notices, &NoUserRules, &config()).await;
     assert_eq!(
         outcome,
         UploadOutcome::Skipped("replaced while being processed".into())
     );
     assert!(!s.exists("processed/cy/data.txt").await);
     // The second version is still there, and its own event processes it.
-    let outcome = process(&object, &s.objects, &notices, &config()).await;
+    let outcome = process(&object, &s.objects, &notices, &NoUserRules, &config()).await;
     let UploadOutcome::Processed { sha256, .. } = outcome else {
         panic!("{outcome:?}")
     };
@@ -512,7 +512,7 @@ async fn an_sqs_batch_reports_exactly_the_messages_to_retry() -> Result<()> {
         real: &s.objects,
         key: "home/ha/slow.csv",
     };
-    let (answer, outcomes) = handle_event(&batch, &store, &notices, &config())
+    let (answer, outcomes) = handle_event(&batch, &store, &notices, &NoUserRules, &config())
         .await
         .unwrap();
     assert_eq!(
@@ -524,9 +524,81 @@ async fn an_sqs_batch_reports_exactly_the_messages_to_retry() -> Result<()> {
     assert!(s.exists("home/ha/slow.csv").await, "kept for the retry");
     // Outside SQS there is no batch to report in: the invocation fails and is retried.
     assert!(
-        handle_event(&s.event("home/ha/slow.csv"), &store, &notices, &config())
-            .await
-            .is_err()
+        handle_event(
+            &s.event("home/ha/slow.csv"),
+            &store,
+            &notices,
+            &NoUserRules,
+            &config()
+        )
+        .await
+        .is_err()
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_users_own_upload_rules_apply_to_their_files_only() -> Result<()> {
+    use ferry_core::aws::dynamodb::DynamoUserStore;
+    let s = setup().await?;
+    let notices = no_notices(&s.f);
+    let users = DynamoUserStore::new(s.f.ddb.clone(), &s.f.table);
+    s.f.put_user(
+        "joy",
+        Some("pw"),
+        json!({"uploadRules": {"maxObjectBytes": 10, "allowedExtensions": ["bin"]}}),
+    )
+    .await?;
+    s.f.put_user("kim", Some("pw"), json!({})).await?;
+    s.f.put_user(
+        "lea",
+        Some("pw"),
+        json!({"uploadRules": {"maxObjectBytes": "ten"}}),
+    )
+    .await?;
+    let cases = [
+        (
+            "home/joy/a.csv",
+            &b"a,b\n"[..],
+            Some("extension .csv is not allowed"),
+        ),
+        (
+            "home/joy/x.bin",
+            &[1u8; 20][..],
+            Some("over the 10-byte limit"),
+        ),
+        ("home/joy/y.bin", &[1u8; 5][..], None),
+        ("home/kim/a.csv", &b"a,b\n"[..], None),
+        (
+            "home/lea/a.csv",
+            &b"a,b\n"[..],
+            Some("upload rules are unusable"),
+        ),
+    ];
+    for (key, body, quarantined_because) in cases {
+        s.put(key, body).await;
+        let object = ObjectEvent {
+            bucket: s.bucket.clone(),
+            key: key.into(),
+            size: None,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+        };
+        let outcome = process(&object, &s.objects, &notices, &users, &config()).await;
+        let UploadOutcome::Processed {
+            verdict, reason, ..
+        } = &outcome
+        else {
+            panic!("{key}: {outcome:?}")
+        };
+        match quarantined_because {
+            Some(why) => {
+                assert_eq!(*verdict, "quarantined", "{key}");
+                assert!(reason.contains(why), "{key}: {reason}");
+            }
+            None => assert_eq!(*verdict, "clean", "{key}: {reason}"),
+        }
+    }
     Ok(())
 }

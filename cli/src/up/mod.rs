@@ -24,7 +24,8 @@ use ferry_core::objects::FileObjects;
 use ferry_core::password::{Password, generate_password, hash_password};
 use ferry_core::ports::{SaltSource, UserAdmin};
 use ferry_core::upload::{
-    Notifier, ObjectEvent, SourceAction, UploadConfig, UploadOutcome, UploadStore, process,
+    Notifier, ObjectEvent, RulesSource, SourceAction, UploadConfig, UploadOutcome, UploadStore,
+    process,
 };
 use ferry_core::upload_local::{FileUploads, JsonLines};
 use russh::server::Server as _;
@@ -95,8 +96,9 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             .salt_secret
             .as_deref()
             .context("no salt secret: pass --salt-secret or set SALT_SECRET_ID")?;
+        let users = DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
         let auth = Authenticator::new(
-            DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            users.clone(),
             SecretsManagerSaltSource::new(aws_sdk_secretsmanager::Client::new(&sdk), secret),
             IamPolicySource::new(aws_sdk_iam::Client::new(&sdk)),
             // The Lambda's own defaults.
@@ -111,6 +113,7 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             upload_hook(
                 Arc::clone(&objects),
                 Arc::new(JsonLines(a.data.join("notifications.jsonl"))),
+                Arc::new(users.clone()),
             )
         });
         let server: Server<(_, _, _, S3Objects)> = Server {
@@ -147,6 +150,7 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         upload_hook(
             Arc::new(FileUploads::new(store.dir())),
             Arc::new(JsonLines(a.data.join("notifications.jsonl"))),
+            Arc::clone(&store),
         )
     });
     let server: Server<(_, _, _, FileObjects)> = Server {
@@ -180,19 +184,21 @@ async fn serve<B: Backend>(
 /// The upload processor as `ferry up` runs it: on every completed upload, in the background,
 /// copying it to `processed/` or `quarantine/` of its bucket (the user's file stays where they
 /// put it) and writing the notice to `notifications.jsonl` in the data folder and to the log.
-fn upload_hook<S, N>(store: Arc<S>, notifier: Arc<N>) -> sftp::UploadHook
+fn upload_hook<S, N, R>(store: Arc<S>, notifier: Arc<N>, users: Arc<R>) -> sftp::UploadHook
 where
     S: UploadStore + 'static,
     N: Notifier + 'static,
+    R: RulesSource + 'static,
 {
     let config = Arc::new(UploadConfig {
         source_action: SourceAction::Copy,
         ..UploadConfig::default()
     });
     Arc::new(move |bucket: String, key: String| {
-        let (store, notifier, config) = (
+        let (store, notifier, users, config) = (
             Arc::clone(&store),
             Arc::clone(&notifier),
+            Arc::clone(&users),
             Arc::clone(&config),
         );
         tokio::spawn(async move {
@@ -205,7 +211,7 @@ where
                 sequencer: None,
             };
             if let UploadOutcome::Transient(why) =
-                process(&event, &*store, &*notifier, &config).await
+                process(&event, &*store, &*notifier, &*users, &config).await
             {
                 tracing::warn!(target: "ferry::upload", key = %event.key, error = %why, "UPLOAD_NOT_PROCESSED");
             }

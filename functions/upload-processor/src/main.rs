@@ -1,6 +1,7 @@
 //! The upload-processor Lambda: S3 ObjectCreated events (direct, or through SNS, SQS or
 //! EventBridge). Wiring only: the processing is `ferry_core::upload`.
 
+use ferry_core::aws::dynamodb::DynamoUserStore;
 use ferry_core::aws::s3::S3Objects;
 use ferry_core::aws::sns::SnsAlerts;
 use ferry_core::config::ProcessorConfig;
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 struct Deps {
     objects: S3Objects,
+    users: Option<DynamoUserStore>,
     notices: SnsAlerts,
     config: ProcessorConfig,
 }
@@ -25,6 +27,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps: &'static Deps = Box::leak(Box::new(Deps {
         objects: S3Objects::new(aws_sdk_s3::Client::new(&aws)),
+        users: config
+            .users_table
+            .as_ref()
+            .map(|t| DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&aws), t)),
         notices: SnsAlerts::new(
             aws_sdk_sns::Client::new(&aws),
             config.notify_topic_arn.clone(),
@@ -40,8 +46,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn handle(deps: &Deps, payload: Value) -> Result<Value, lambda_runtime::Error> {
-    let (answer, _) = handle_event(&payload, &deps.objects, &deps.notices, &deps.config.upload)
-        .await
-        .map_err(lambda_runtime::Error::from)?;
+    let (answer, _) = handle_event(
+        &payload,
+        &deps.objects,
+        &deps.notices,
+        &deps.users,
+        &deps.config.upload,
+    )
+    .await
+    .map_err(lambda_runtime::Error::from)?;
     Ok(answer)
 }

@@ -10,7 +10,9 @@ use anyhow::{Context, Result, bail};
 use ferry_core::aws::s3::S3Objects;
 use ferry_core::objects::ObjectStore;
 use ferry_core::upload::UploadStore;
-use ferry_core::upload::{ObjectEvent, SourceAction, UploadConfig, UploadOutcome, process, scan};
+use ferry_core::upload::{
+    NoUserRules, ObjectEvent, SourceAction, UploadConfig, UploadOutcome, process, scan,
+};
 use ferry_core::upload_local::{FileUploads, JsonLines};
 use ferry_tests::Fixture;
 
@@ -131,6 +133,7 @@ async fn main() -> Result<()> {
         &event("bench", "home/user/big.bin"),
         &uploads,
         &notices,
+        &NoUserRules,
         &config,
     )
     .await;
@@ -158,7 +161,14 @@ async fn main() -> Result<()> {
         ..UploadConfig::default()
     };
     let started = Instant::now();
-    let outcome = process(&event(&bucket, "home/user/big.bin"), &s3, &notices, &config).await;
+    let outcome = process(
+        &event(&bucket, "home/user/big.bin"),
+        &s3,
+        &notices,
+        &NoUserRules,
+        &config,
+    )
+    .await;
     let remote = mib / started.elapsed().as_secs_f64();
     match &outcome {
         UploadOutcome::Processed { sha256, .. } if *sha256 == expected => {}
