@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
 
 ferry_services_start
+# The deployment template must lint clean: any cfn-lint error or warning fails the run.
+ferry_lint_install
+AWS_DEFAULT_REGION=us-east-1 "$FERRY_LOCAL/lint/bin/cfn-lint" infra/template.yaml
+log "infra/template.yaml: cfn-lint clean"
 log_file="$FERRY_LOCAL/test-output.log"
 rm -f "$log_file"
 status=0

@@ -8,6 +8,7 @@ FERRY_ROOT=${FERRY_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 FERRY_LOCAL=${FERRY_LOCAL:-$FERRY_ROOT/.local}
 DDB_NPM_VERSION=11.1.0
 MOTO_VERSION=5.2.5
+CFN_LINT_VERSION=1.58.0
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -34,6 +35,18 @@ ferry_services_install() {
         rm -rf "$FERRY_LOCAL/moto"
         python3 -m venv "$FERRY_LOCAL/moto" || return 1
         "$FERRY_LOCAL/moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" || { log "pip install moto failed"; return 1; }
+    fi
+}
+
+# The template linter, in a venv of its own beside moto's.
+ferry_lint_install() {
+    mkdir -p "$FERRY_LOCAL"
+    need python3 "python3 runs cfn-lint" || return 1
+    if [ ! -x "$FERRY_LOCAL/lint/bin/cfn-lint" ] || ! "$FERRY_LOCAL/lint/bin/cfn-lint" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION"; then
+        log "installing cfn-lint==$CFN_LINT_VERSION into a venv"
+        rm -rf "$FERRY_LOCAL/lint"
+        python3 -m venv "$FERRY_LOCAL/lint" || return 1
+        "$FERRY_LOCAL/lint/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" || { log "pip install cfn-lint failed"; return 1; }
     fi
 }
 
