@@ -8,10 +8,15 @@ cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
 
 ferry_services_start
-# The deployment template must lint clean: any cfn-lint error or warning fails the run.
+# The deployment template must pass all three checkers: cfn-lint (any error or warning fails),
+# SAM's own validation with its linter, and the checkov security scan (every finding fixed, or
+# skipped in the template with its reason). All run offline.
 ferry_lint_install
 AWS_DEFAULT_REGION=us-east-1 "$FERRY_LOCAL/lint/bin/cfn-lint" infra/template.yaml
-log "infra/template.yaml: cfn-lint clean"
+AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 "$FERRY_LOCAL/sam/bin/sam" validate --lint \
+    --template-file infra/template.yaml >/dev/null
+"$FERRY_LOCAL/checkov/bin/checkov" --quiet --compact --skip-download -f infra/template.yaml >/dev/null
+log "infra/template.yaml: cfn-lint, sam validate --lint and checkov clean"
 log_file="$FERRY_LOCAL/test-output.log"
 rm -f "$log_file"
 status=0

@@ -8,7 +8,6 @@ FERRY_ROOT=${FERRY_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 FERRY_LOCAL=${FERRY_LOCAL:-$FERRY_ROOT/.local}
 DDB_NPM_VERSION=11.1.0
 MOTO_VERSION=5.2.5
-CFN_LINT_VERSION=1.58.0
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -38,16 +37,29 @@ ferry_services_install() {
     fi
 }
 
-# The template linter, in a venv of its own beside moto's.
+# The template checkers, each in a venv of its own (their pinned dependencies differ).
+CFN_LINT_VERSION=1.58.0
+SAM_CLI_VERSION=1.170.0
+CHECKOV_VERSION=3.3.30
+
+ferry_pip_tool() { # venv-name package==version executable
+    local dir="$FERRY_LOCAL/$1" spec=$2 exe=$3
+    if [ -x "$dir/bin/$exe" ] && [ "$(cat "$dir/.spec" 2>/dev/null)" = "$spec" ]; then
+        return 0
+    fi
+    log "installing $spec into a venv"
+    rm -rf "$dir"
+    python3 -m venv "$dir" || return 1
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$spec" || { log "pip install $spec failed"; return 1; }
+    echo "$spec" >"$dir/.spec"
+}
+
 ferry_lint_install() {
     mkdir -p "$FERRY_LOCAL"
-    need python3 "python3 runs cfn-lint" || return 1
-    if [ ! -x "$FERRY_LOCAL/lint/bin/cfn-lint" ] || ! "$FERRY_LOCAL/lint/bin/cfn-lint" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION"; then
-        log "installing cfn-lint==$CFN_LINT_VERSION into a venv"
-        rm -rf "$FERRY_LOCAL/lint"
-        python3 -m venv "$FERRY_LOCAL/lint" || return 1
-        "$FERRY_LOCAL/lint/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" || { log "pip install cfn-lint failed"; return 1; }
-    fi
+    need python3 "python3 runs the template checkers" || return 1
+    ferry_pip_tool lint "cfn-lint==$CFN_LINT_VERSION" cfn-lint || return 1
+    ferry_pip_tool sam "aws-sam-cli==$SAM_CLI_VERSION" sam || return 1
+    ferry_pip_tool checkov "checkov==$CHECKOV_VERSION" checkov || return 1
 }
 
 free_port() {
