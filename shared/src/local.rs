@@ -158,13 +158,7 @@ impl UserStore for LocalStore {
 
 impl crate::upload::RulesSource for LocalStore {
     async fn rules_for(&self, user: &str) -> Result<Option<crate::upload::UserRules>, StoreError> {
-        let Ok(username) = Username::parse(user) else {
-            return Ok(None);
-        };
-        match self.get_raw(&username).await? {
-            Some(record) => crate::upload::user_rules(&record),
-            None => Ok(None),
-        }
+        crate::upload::rules_of(self, user).await
     }
 }
 

@@ -190,6 +190,21 @@ impl<R: RulesSource + ?Sized> RulesSource for std::sync::Arc<R> {
     }
 }
 
+/// A user's own rules as stored in their record; a folder name that is no valid username
+/// belongs to nobody, and the configured rules apply. Shared by every user store.
+pub async fn rules_of<U: crate::ports::UserAdmin>(
+    users: &U,
+    user: &str,
+) -> Result<Option<UserRules>, StoreError> {
+    let Ok(username) = crate::username::Username::parse(user) else {
+        return Ok(None);
+    };
+    match users.get_raw(&username).await? {
+        Some(record) => user_rules(&record),
+        None => Ok(None),
+    }
+}
+
 /// Reads `uploadRules` from a user record as plain JSON; a malformed value is an error, so a
 /// broken override never silently loosens or tightens the rules.
 pub fn user_rules(record: &Value) -> Result<Option<UserRules>, StoreError> {

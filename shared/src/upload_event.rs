@@ -153,23 +153,27 @@ fn s3_record(r: &Value) -> Result<Option<ObjectEvent>, String> {
         .and_then(Value::as_str)
         .ok_or("record has no object key")?;
     let key = decode_key(raw).ok_or("object key is not valid form encoding")?;
-    Ok(Some(ObjectEvent {
+    Ok(Some(object_event(bucket, key, object, "eTag", "versionId")))
+}
+
+/// The object fields S3 notifications and EventBridge events share, under their own names for
+/// the ETag and version id.
+fn object_event(
+    bucket: &str,
+    key: String,
+    object: &Value,
+    etag: &str,
+    version_id: &str,
+) -> ObjectEvent {
+    let text = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_owned);
+    ObjectEvent {
         bucket: bucket.to_owned(),
         key,
         size: object.get("size").and_then(Value::as_u64),
-        etag: object
-            .get("eTag")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        version_id: object
-            .get("versionId")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        sequencer: object
-            .get("sequencer")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    }))
+        etag: text(etag),
+        version_id: text(version_id),
+        sequencer: text("sequencer"),
+    }
 }
 
 fn eventbridge(e: &Value) -> Delivered {
@@ -182,23 +186,13 @@ fn eventbridge(e: &Value) -> Delivered {
     match (bucket, object, key) {
         (Some(bucket), Some(object), Some(key)) => Delivered::Objects {
             message_id: None,
-            objects: vec![ObjectEvent {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                size: object.get("size").and_then(Value::as_u64),
-                etag: object
-                    .get("etag")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                version_id: object
-                    .get("version-id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                sequencer: object
-                    .get("sequencer")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            }],
+            objects: vec![object_event(
+                bucket,
+                key.to_owned(),
+                object,
+                "etag",
+                "version-id",
+            )],
         },
         _ => Delivered::Malformed {
             message_id: None,

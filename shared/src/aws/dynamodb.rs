@@ -474,14 +474,7 @@ impl crate::validator::VerdictWriter for DynamoUserStore {
 
 impl crate::upload::RulesSource for DynamoUserStore {
     async fn rules_for(&self, user: &str) -> Result<Option<crate::upload::UserRules>, StoreError> {
-        // A folder that is no valid username belongs to nobody: the configured rules apply.
-        let Ok(username) = Username::parse(user) else {
-            return Ok(None);
-        };
-        match self.get_raw(&username).await? {
-            Some(record) => crate::upload::user_rules(&record),
-            None => Ok(None),
-        }
+        crate::upload::rules_of(self, user).await
     }
 }
 
