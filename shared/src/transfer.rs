@@ -13,6 +13,16 @@ use crate::password::{MAX_PASSWORD_BYTES, Password, PasswordError};
 use crate::user::{Mapping, PosixProfile};
 use crate::username::{Username, UsernameError};
 
+/// The request headers that carry the password behind API Gateway, in the order they are read:
+/// newer Transfer templates send it base64-encoded, older ones as it is. Whatever logs requests
+/// (WAF, API Gateway) must redact both.
+pub const PASSWORD_HEADERS: [&str; 2] = ["PasswordBase64", "Password"];
+
+/// The query-string arguments Transfer adds to each API Gateway call.
+pub const QUERY_PROTOCOL: &str = "protocol";
+/// The client's address: the only place it appears, since the call itself comes from Transfer.
+pub const QUERY_SOURCE_IP: &str = "sourceIp";
+
 /// The file transfer protocol of a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -195,16 +205,17 @@ fn read_api_gateway(event: &Value) -> Result<AuthRequest, (RequestError, Partial
         }
     }
     let header = |name: &str| header_value(obj.get("headers"), name);
-    let password = match header("PasswordBase64") {
+    let [base64_header, plain_header] = PASSWORD_HEADERS;
+    let password = match header(base64_header) {
         Some(v) => Some(PasswordField::Base64(v)),
-        None => header("Password").map(PasswordField::Plain),
+        None => header(plain_header).map(PasswordField::Plain),
     };
     validate(Fields {
         username,
         password,
-        protocol: query.and_then(|q| q.get("protocol")),
+        protocol: query.and_then(|q| q.get(QUERY_PROTOCOL)),
         server_id,
-        source_ip: query.and_then(|q| q.get("sourceIp")),
+        source_ip: query.and_then(|q| q.get(QUERY_SOURCE_IP)),
         username_encoded: true,
     })
 }

@@ -1,6 +1,7 @@
 //! The deployment template and the code cannot drift: each function's environment in
 //! `infra/template.yaml` sets every variable its configuration requires, and nothing it does not
-//! read.
+//! read; the API Gateway variant serves the route and headers the auth function parses, signed,
+//! uncached, and never logging a password.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -133,6 +134,221 @@ fn every_function_gets_exactly_the_environment_its_configuration_reads() {
         assert!(
             missing.is_empty(),
             "{name}: the template lacks required {missing:?}"
+        );
+    }
+}
+
+// ----- The API Gateway identity provider ------------------------------------------------------
+
+use ferry_core::transfer::{PASSWORD_HEADERS, QUERY_SOURCE_IP};
+use serde_norway::Value as Yaml;
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/template.yaml"
+    ))
+    .unwrap();
+    serde_norway::from_str(&text).unwrap()
+}
+
+fn resource<'a>(t: &'a Yaml, name: &str) -> &'a Yaml {
+    t.get("Resources")
+        .and_then(|r| r.get(name))
+        .unwrap_or_else(|| panic!("the template has no resource {name}"))
+}
+
+/// A node's value with its CloudFormation tag (`!Sub`, `!Ref`, ...) taken off.
+fn untagged(v: &Yaml) -> &Yaml {
+    match v {
+        Yaml::Tagged(t) => &t.value,
+        other => other,
+    }
+}
+
+fn text(v: &Yaml) -> &str {
+    untagged(v)
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+fn at<'a>(v: &'a Yaml, path: &[&str]) -> &'a Yaml {
+    path.iter().fold(v, |node, key| {
+        untagged(node)
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in {node:?}"))
+    })
+}
+
+/// The route of the API Gateway sample events, which the auth tests feed to the function.
+fn sample_event_route() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/auth");
+    let mut routes = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("apigw-") && name.ends_with(".json") {
+            let event: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            routes.insert(event["resource"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        routes.len(),
+        1,
+        "the sample events use one route: {routes:?}"
+    );
+    routes.pop_first().unwrap()
+}
+
+#[test]
+fn the_api_serves_the_route_the_auth_function_reads_signed_and_never_cached() {
+    let t = template();
+    let api = resource(&t, "AuthApi");
+    assert_eq!(text(at(api, &["Condition"])), "IsApiIdp");
+    let props = at(api, &["Properties"]);
+    let paths = at(props, &["DefinitionBody", "paths"])
+        .as_mapping()
+        .unwrap();
+    let routes: Vec<&str> = paths.keys().map(text).collect();
+    assert_eq!(routes, [sample_event_route().as_str()], "exactly one route");
+    let methods = untagged(paths.values().next().unwrap())
+        .as_mapping()
+        .unwrap();
+    let verbs: Vec<&str> = methods.keys().map(text).collect();
+    assert_eq!(verbs, ["get"], "Transfer only ever GETs the route");
+    let get = at(props, &["DefinitionBody", "paths", routes[0], "get"]);
+
+    // Signed: the method's security is the SigV4 scheme (AWS_IAM authorization).
+    let security = at(get, &["security"]).as_sequence().unwrap();
+    assert_eq!(security.len(), 1);
+    let scheme = security[0]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .next()
+        .map(text)
+        .unwrap();
+    let scheme = at(
+        props,
+        &["DefinitionBody", "components", "securitySchemes", scheme],
+    );
+    assert_eq!(
+        text(at(scheme, &["x-amazon-apigateway-authtype"])),
+        "awsSigv4"
+    );
+
+    // Proxied as it came to the auth function itself.
+    let integration = at(get, &["x-amazon-apigateway-integration"]);
+    assert_eq!(text(at(integration, &["type"])), "aws_proxy");
+    assert!(text(at(integration, &["uri"])).contains("${AuthFunction.Arn}"));
+
+    // Never cached, and no request data (the Password header) copied into logs.
+    assert_eq!(at(props, &["CacheClusterEnabled"]).as_bool(), Some(false));
+    let settings = at(props, &["MethodSettings"]).as_sequence().unwrap();
+    assert!(!settings.is_empty());
+    for s in settings {
+        assert_eq!(at(s, &["CachingEnabled"]).as_bool(), Some(false));
+        assert_eq!(at(s, &["DataTraceEnabled"]).as_bool(), Some(false));
+    }
+}
+
+#[test]
+fn only_transfer_may_call_the_api_and_only_that_route_may_invoke_the_function() {
+    let t = template();
+    // `/servers/{serverId}/users/{username}/config` → `GET/servers/*/users/*/config`
+    let route: String = sample_event_route()
+        .split('/')
+        .map(|part| if part.starts_with('{') { "*" } else { part })
+        .collect::<Vec<_>>()
+        .join("/");
+    let method_arn_tail = format!("/${{AuthApi.Stage}}/GET{route}");
+
+    let permission = at(resource(&t, "AuthApiPermission"), &["Properties"]);
+    assert_eq!(
+        text(at(permission, &["Principal"])),
+        "apigateway.amazonaws.com"
+    );
+    assert!(text(at(permission, &["SourceArn"])).ends_with(&method_arn_tail));
+
+    let role = at(resource(&t, "TransferInvocationRole"), &["Properties"]);
+    let trust = &at(role, &["AssumeRolePolicyDocument", "Statement"])
+        .as_sequence()
+        .unwrap()[0];
+    assert_eq!(
+        text(at(trust, &["Principal", "Service"])),
+        "transfer.amazonaws.com"
+    );
+    at(trust, &["Condition", "StringEquals", "aws:SourceAccount"]);
+    let statements: Vec<&Yaml> = at(role, &["Policies"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            at(p, &["PolicyDocument", "Statement"])
+                .as_sequence()
+                .unwrap()
+        })
+        .collect();
+    let invoke = statements
+        .iter()
+        .find(|s| text(at(s, &["Action"])) == "execute-api:Invoke")
+        .unwrap();
+    assert!(text(at(invoke, &["Resource"])).ends_with(&method_arn_tail));
+    for s in &statements {
+        let resources = untagged(at(s, &["Resource"]));
+        let resources: Vec<&str> = match resources.as_sequence() {
+            Some(list) => list.iter().map(text).collect(),
+            None => vec![text(resources)],
+        };
+        assert!(
+            resources.iter().all(|r| r.contains("${AuthApi}")),
+            "the invocation role reaches only this API: {resources:?}"
+        );
+    }
+
+    // The direct-invocation permission exists only when Transfer invokes the function directly.
+    let direct = resource(&t, "AuthTransferPermission");
+    assert_eq!(text(at(direct, &["Condition"])), "IsLambdaIdp");
+}
+
+#[test]
+fn waf_limits_each_client_and_user_and_its_logs_never_hold_a_password() {
+    let t = template();
+    let acl = at(resource(&t, "AuthApiWebAcl"), &["Properties"]);
+    let rules = at(acl, &["Rules"]).as_sequence().unwrap();
+    let mut keys = Vec::new();
+    for rule in rules {
+        let rate = at(rule, &["Statement", "RateBasedStatement"]);
+        // Every call comes from Transfer's own address: a rule keyed on it would block everyone.
+        assert_eq!(text(at(rate, &["AggregateKeyType"])), "CUSTOM_KEYS");
+        assert!(at(rule, &["Action", "Block"]).is_mapping());
+        for key in at(rate, &["CustomKeys"]).as_sequence().unwrap() {
+            let key = key.as_mapping().unwrap();
+            assert_eq!(key.len(), 1);
+            let (kind, spec) = key.iter().next().unwrap();
+            keys.push(match text(kind) {
+                "QueryArgument" => format!("query {}", text(at(spec, &["Name"]))),
+                other => other.to_owned(),
+            });
+        }
+    }
+    assert_eq!(
+        keys,
+        [format!("query {QUERY_SOURCE_IP}"), "UriPath".to_owned()]
+    );
+
+    let logging = at(resource(&t, "AuthApiWafLogging"), &["Properties"]);
+    let redacted: BTreeSet<String> = at(logging, &["RedactedFields"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|f| text(at(f, &["SingleHeader", "Name"])).to_ascii_lowercase())
+        .collect();
+    for header in PASSWORD_HEADERS {
+        assert!(
+            redacted.contains(&header.to_ascii_lowercase()),
+            "WAF logs would hold the {header} header"
         );
     }
 }
