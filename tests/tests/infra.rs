@@ -54,7 +54,7 @@ fn read_by(parse: impl Fn(&dyn Fn(&str) -> Option<String>) -> bool) -> Names {
     (asked, required)
 }
 
-/// Each function's `Environment.Variables` keys, by its binary name (from `CodeUri`).
+/// Each function's `Environment.Variables` keys, by its package name (from `CodeUri`).
 fn template_environments() -> BTreeMap<String, BTreeSet<String>> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -75,7 +75,7 @@ fn template_environments() -> BTreeMap<String, BTreeSet<String>> {
             .collect();
         let binary = block
             .iter()
-            .find_map(|l| l.trim().strip_prefix("CodeUri: ../target/lambda/"))
+            .find_map(|l| l.trim().strip_prefix("CodeUri: ../functions/"))
             .map(|b| b.trim_end_matches('/').to_owned())
             .unwrap();
         let mut vars = BTreeSet::new();
