@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use ferry_core::auth::now_epoch;
-use ferry_core::aws::dynamodb::{DynamoUserStore, json_to_item};
+use ferry_core::aws::dynamodb::{DynamoUserStore, attr_to_wire, item_to_json};
 use ferry_core::ports::{PolicySource, UserAdmin};
+use ferry_core::username::Username;
 use ferry_core::validate::RecordRules;
 use ferry_core::validator::{VALIDATED_FIELDS, VerdictWriter, judge_record};
 use serde_json::Value;
@@ -48,12 +49,35 @@ pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
         }
     }
     let mut invalid = 0;
-    for record in &records {
-        let name = record
+    for listed in &records {
+        let name = listed
             .get("username")
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_owned();
+        // With --write, judge the item as it is now, and pin exactly that item, with DynamoDB's
+        // own types, in the conditional write: rebuilt from plain JSON, a string set would read
+        // as a list and the condition would never match.
+        let writing = match verdicts.filter(|_| args.write) {
+            Some(writer) => {
+                let Ok(username) = Username::parse(&name) else {
+                    eprintln!("{name}: not a valid username; verdict not written");
+                    continue;
+                };
+                match writer.get_item(&username).await.map_err(store)? {
+                    Some(item) => Some((writer, item)),
+                    None => {
+                        eprintln!("{name}: deleted while being checked");
+                        continue;
+                    }
+                }
+            }
+            None => None,
+        };
+        let record = match &writing {
+            Some((_, item)) => item_to_json(item).map_err(store)?,
+            None => listed.clone(),
+        };
         let verdict = judge_record(record.clone(), policies, &rules)
             .await
             .map_err(store)?;
@@ -64,9 +88,7 @@ pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
                 println!("{name}: INVALID: {reason}");
             }
         }
-        if args.write
-            && let Some(writer) = verdicts
-        {
+        if let Some((writer, item)) = &writing {
             let status = record.get("status").and_then(Value::as_str);
             let next = match (&verdict, status) {
                 (_, Some("disabled")) => None,
@@ -74,7 +96,10 @@ pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
                 (Err(_), _) => Some("invalid"),
             };
             let reason = verdict.as_ref().err().map_or("ok", String::as_str);
-            let seen = seen_fields(record)?;
+            let seen: Vec<_> = VALIDATED_FIELDS
+                .iter()
+                .map(|f| (*f, item.get(*f).map(attr_to_wire)))
+                .collect();
             if !writer
                 .write_verdict(&name, &seen, next, reason, now_epoch())
                 .await
@@ -90,29 +115,4 @@ pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
     } else {
         ExitCode::from(1)
     })
-}
-
-/// The validated fields as they were read, in wire format, for the conditional write.
-fn seen_fields(record: &Value) -> Result<Vec<(&'static str, Option<Value>)>> {
-    let item = json_to_item(record).unwrap_or_default();
-    Ok(VALIDATED_FIELDS
-        .iter()
-        .map(|f| (*f, item.get(*f).map(wire)))
-        .collect())
-}
-
-fn wire(v: &aws_sdk_dynamodb::types::AttributeValue) -> Value {
-    use aws_sdk_dynamodb::types::AttributeValue as A;
-    match v {
-        A::S(s) => serde_json::json!({"S": s}),
-        A::N(n) => serde_json::json!({"N": n}),
-        A::Bool(b) => serde_json::json!({"BOOL": b}),
-        A::Ss(ss) => serde_json::json!({"SS": ss}),
-        A::Ns(ns) => serde_json::json!({"NS": ns}),
-        A::L(l) => serde_json::json!({"L": l.iter().map(wire).collect::<Vec<_>>()}),
-        A::M(m) => {
-            serde_json::json!({"M": m.iter().map(|(k, v)| (k.clone(), wire(v))).collect::<serde_json::Map<_, _>>()})
-        }
-        _ => serde_json::json!({"NULL": true}),
-    }
 }

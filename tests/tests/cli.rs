@@ -547,3 +547,37 @@ async fn user_validate_reports_each_verdict_and_write_backfills_the_status() -> 
     assert_eq!(shown["status"], "active", "{shown}");
     Ok(())
 }
+
+#[tokio::test]
+async fn user_validate_write_records_the_verdict_of_a_user_whose_fields_are_string_sets()
+-> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    f.put_user("setsy", Some("pw"), serde_json::json!({}))
+        .await?;
+    // Written by another tool as a string set, which reads as the same JSON list as an L would.
+    f.ddb
+        .update_item()
+        .table_name(&f.table)
+        .key("username", AttributeValue::S("setsy".into()))
+        .update_expression("SET allowedIps = :ips")
+        .expression_attribute_values(
+            ":ips",
+            AttributeValue::Ss(vec!["203.0.113.0/24".into(), "2001:db8::/32".into()]),
+        )
+        .send()
+        .await?;
+    let checked = ferry.run(&["user", "validate", "setsy", "--write"], "");
+    let (out, err) = (
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr),
+    );
+    assert_eq!(checked.status.code(), Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "setsy: valid");
+    assert!(!err.contains("not written"), "{err}");
+    let item = f.item("setsy").await?.unwrap();
+    assert_eq!(item["status"], "active", "{item}");
+    assert_eq!(item["statusReason"], "ok", "{item}");
+    Ok(())
+}

@@ -29,6 +29,25 @@ impl DynamoUserStore {
             table: table.into(),
         }
     }
+
+    /// A user's item with DynamoDB's own types (one consistent read). A conditional write must
+    /// compare against these: a string set and a list read as the same JSON array.
+    #[instrument(skip(self), fields(table = %self.table))]
+    pub async fn get_item(
+        &self,
+        username: &Username,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("username", AttributeValue::S(username.as_str().to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item)
+    }
 }
 
 /// The users table's keys-only GSI on `saltVersion`.
@@ -237,18 +256,12 @@ impl UserAdmin for DynamoUserStore {
         }
     }
 
-    #[instrument(skip(self), fields(table = %self.table))]
     async fn get_raw(&self, username: &Username) -> Result<Option<Value>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("username", AttributeValue::S(username.as_str().to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.item.as_ref().map(item_to_json).transpose()
+        self.get_item(username)
+            .await?
+            .as_ref()
+            .map(item_to_json)
+            .transpose()
     }
 
     #[instrument(skip(self), fields(table = %self.table))]
@@ -304,6 +317,11 @@ pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> Result<Value, Sto
 /// records carry them. `None` for anything that is not one.
 pub fn wire_to_attr(v: &Value) -> Option<AttributeValue> {
     let (tag, inner) = v.as_object().filter(|o| o.len() == 1)?.iter().next()?;
+    let blob = |x: &Value| -> Option<aws_sdk_dynamodb::primitives::Blob> {
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, x.as_str()?)
+            .ok()
+            .map(aws_sdk_dynamodb::primitives::Blob::new)
+    };
     let strings = |x: &Value| -> Option<Vec<String>> {
         x.as_array()?
             .iter()
@@ -317,10 +335,8 @@ pub fn wire_to_attr(v: &Value) -> Option<AttributeValue> {
         "NULL" => AttributeValue::Null(inner.as_bool()?),
         "SS" => AttributeValue::Ss(strings(inner)?),
         "NS" => AttributeValue::Ns(strings(inner)?),
-        "B" => AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, inner.as_str()?)
-                .ok()?,
-        )),
+        "B" => AttributeValue::B(blob(inner)?),
+        "BS" => AttributeValue::Bs(inner.as_array()?.iter().map(blob).collect::<Option<_>>()?),
         "L" => AttributeValue::L(
             inner
                 .as_array()?
@@ -337,6 +353,41 @@ pub fn wire_to_attr(v: &Value) -> Option<AttributeValue> {
         ),
         _ => return None,
     })
+}
+
+/// An attribute value in DynamoDB's JSON wire format: the inverse of [`wire_to_attr`]. A type
+/// this SDK does not know becomes `{"NULL": true}`, which no stored value equals, so a condition
+/// built on it fails rather than matching something else.
+pub fn attr_to_wire(v: &AttributeValue) -> Value {
+    use base64::Engine as _;
+    let b64 = |b: &aws_sdk_dynamodb::primitives::Blob| {
+        Value::String(base64::engine::general_purpose::STANDARD.encode(b.as_ref()))
+    };
+    let one = |tag: &str, inner: Value| {
+        let mut m = Map::with_capacity(1);
+        m.insert(tag.to_owned(), inner);
+        Value::Object(m)
+    };
+    match v {
+        AttributeValue::S(s) => one("S", Value::String(s.clone())),
+        AttributeValue::N(n) => one("N", Value::String(n.clone())),
+        AttributeValue::Bool(b) => one("BOOL", Value::Bool(*b)),
+        AttributeValue::Null(b) => one("NULL", Value::Bool(*b)),
+        AttributeValue::Ss(ss) => one("SS", ss.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(ns) => one("NS", ns.iter().cloned().map(Value::String).collect()),
+        AttributeValue::B(b) => one("B", b64(b)),
+        AttributeValue::Bs(bs) => one("BS", bs.iter().map(b64).collect()),
+        AttributeValue::L(l) => one("L", l.iter().map(attr_to_wire).collect()),
+        AttributeValue::M(m) => one(
+            "M",
+            Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), attr_to_wire(x)))
+                    .collect(),
+            ),
+        ),
+        _ => one("NULL", Value::Bool(true)),
+    }
 }
 
 /// A stream image (wire format) as the plain JSON the record parser reads.
@@ -482,6 +533,35 @@ impl crate::upload::RulesSource for DynamoUserStore {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_attribute_type_survives_the_wire_format_both_ways() {
+        use aws_sdk_dynamodb::primitives::Blob;
+        let all = AttributeValue::M(HashMap::from([
+            ("s".to_owned(), AttributeValue::S("x".into())),
+            ("n".to_owned(), AttributeValue::N("1.5".into())),
+            ("bool".to_owned(), AttributeValue::Bool(false)),
+            ("null".to_owned(), AttributeValue::Null(true)),
+            (
+                "ss".to_owned(),
+                AttributeValue::Ss(vec!["a".into(), "b".into()]),
+            ),
+            ("ns".to_owned(), AttributeValue::Ns(vec!["1".into()])),
+            ("b".to_owned(), AttributeValue::B(Blob::new(vec![0, 255]))),
+            (
+                "bs".to_owned(),
+                AttributeValue::Bs(vec![Blob::new(vec![1])]),
+            ),
+            (
+                "l".to_owned(),
+                AttributeValue::L(vec![AttributeValue::S("y".into())]),
+            ),
+        ]));
+        let wire = attr_to_wire(&all);
+        assert_eq!(wire["M"]["ss"], json!({"SS": ["a", "b"]}));
+        assert_eq!(wire["M"]["b"], json!({"B": "AP8="}));
+        assert_eq!(wire_to_attr(&wire), Some(all));
+    }
 
     #[test]
     fn sets_lists_maps_and_numbers_become_plain_json() {
