@@ -37,16 +37,21 @@ impl DynamoUserStore {
         &self,
         username: &Username,
     ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let out = self
-            .client
+        let out = self.read_user(username).send().await.map_err(unavailable)?;
+        Ok(out.item)
+    }
+
+    /// The consistent GetItem of one user. A request, not an async fn: the login path awaits it
+    /// directly, since every nested future deepens the auth function's (already deep) future type.
+    fn read_user(
+        &self,
+        username: &Username,
+    ) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
+        self.client
             .get_item()
             .table_name(&self.table)
             .key("username", AttributeValue::S(username.as_str().to_owned()))
             .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(out.item)
     }
 }
 
@@ -256,12 +261,10 @@ impl UserAdmin for DynamoUserStore {
         }
     }
 
+    #[instrument(skip(self), fields(table = %self.table))]
     async fn get_raw(&self, username: &Username) -> Result<Option<Value>, StoreError> {
-        self.get_item(username)
-            .await?
-            .as_ref()
-            .map(item_to_json)
-            .transpose()
+        let out = self.read_user(username).send().await.map_err(unavailable)?;
+        out.item.as_ref().map(item_to_json).transpose()
     }
 
     #[instrument(skip(self), fields(table = %self.table))]
