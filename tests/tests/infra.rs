@@ -9,6 +9,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_core::config::{AuthConfig, ProcessorConfig, RotationConfig, ValidatorConfig};
+use ferry_core::transfer::{PASSWORD_HEADERS, QUERY_SOURCE_IP};
+use serde_norway::Value as Yaml;
 
 /// A valid value for every variable any function reads.
 fn good(name: &str) -> Option<String> {
@@ -56,46 +58,28 @@ fn read_by(parse: impl Fn(&dyn Fn(&str) -> Option<String>) -> bool) -> Names {
 
 /// Each function's `Environment.Variables` keys, by its package name (from `CodeUri`).
 fn template_environments() -> BTreeMap<String, BTreeSet<String>> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../infra/template.yaml"
-    ))
-    .unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = BTreeMap::new();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim() != "Type: AWS::Serverless::Function" {
-            continue;
-        }
-        let block_indent = line.len() - line.trim_start().len();
-        let block: Vec<&str> = lines[i + 1..]
-            .iter()
-            .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= block_indent)
-            .copied()
-            .collect();
-        let binary = block
-            .iter()
-            .find_map(|l| l.trim().strip_prefix("CodeUri: ../functions/"))
-            .map(|b| b.trim_end_matches('/').to_owned())
-            .unwrap();
-        let mut vars = BTreeSet::new();
-        if let Some(start) = block.iter().position(|l| l.trim() == "Variables:") {
-            let indent = block[start].len() - block[start].trim_start().len();
-            for l in &block[start + 1..] {
-                let this = l.len() - l.trim_start().len();
-                if l.trim().is_empty() || this <= indent {
-                    break;
-                }
-                if this == indent + 2
-                    && let Some((key, _)) = l.trim().split_once(':')
-                {
-                    vars.insert(key.to_owned());
-                }
-            }
-        }
-        out.insert(binary, vars);
-    }
-    out
+    let t = template();
+    at(&t, &["Resources"])
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r.get("Type").map(text) == Some("AWS::Serverless::Function"))
+        .map(|r| {
+            let props = at(r, &["Properties"]);
+            let package = text(at(props, &["CodeUri"]))
+                .strip_prefix("../functions/")
+                .unwrap()
+                .trim_end_matches('/')
+                .to_owned();
+            let vars = props
+                .get("Environment")
+                .and_then(|e| e.get("Variables"))
+                .and_then(Yaml::as_mapping)
+                .map(|m| m.keys().map(|k| text(k).to_owned()).collect())
+                .unwrap_or_default();
+            (package, vars)
+        })
+        .collect()
 }
 
 #[test]
@@ -139,9 +123,6 @@ fn every_function_gets_exactly_the_environment_its_configuration_reads() {
 }
 
 // ----- The API Gateway identity provider ------------------------------------------------------
-
-use ferry_core::transfer::{PASSWORD_HEADERS, QUERY_SOURCE_IP};
-use serde_norway::Value as Yaml;
 
 fn template() -> Yaml {
     let text = std::fs::read_to_string(concat!(
