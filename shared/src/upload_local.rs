@@ -197,11 +197,49 @@ impl Notifier for JsonLines {
     ) -> Result<(), StoreError> {
         use std::io::Write;
         tracing::info!(target: "ferry::upload", notice = %message, "UPLOAD_PROCESSED");
+        // One write per line: `writeln!` on a file issues a write per formatting fragment, so
+        // a reader saw half a line and two uploads finishing together could interleave theirs.
+        // A single O_APPEND write lands whole after every earlier one.
+        let mut line = message.to_string().into_bytes();
+        line.push(b'\n');
         let mut f = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.0)
             .map_err(disk)?;
-        writeln!(f, "{message}").map_err(disk)
+        f.write_all(&line).map_err(disk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn notices_written_at_once_from_many_tasks_stay_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let notices = JsonLines(dir.path().join("notifications.jsonl"));
+        let filler = "x".repeat(3000);
+        let tasks: Vec<_> = (0..8)
+            .map(|task| {
+                let notices = notices.clone();
+                let filler = filler.clone();
+                tokio::spawn(async move {
+                    for n in 0..50 {
+                        let message = serde_json::json!({"task": task, "n": n, "filler": filler});
+                        notices.notify(&message, &[]).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let text = fs::read_to_string(&notices.0).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a whole JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 8 * 50);
     }
 }

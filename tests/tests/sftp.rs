@@ -638,8 +638,10 @@ fn every_upload_is_processed_copied_to_its_area_and_announced(up: Up) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut lines = Vec::new();
     while Instant::now() < deadline {
-        lines = std::fs::read_to_string(&notices)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(&notices).unwrap_or_default();
+        // Only finished lines: the file may be read while a notice is being appended.
+        let finished = text.rfind('\n').map_or("", |end| &text[..end]);
+        lines = finished
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .collect();
