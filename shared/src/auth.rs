@@ -353,6 +353,18 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
         }
     }
 
+    /// A password login judged by the users table alone, for a user that a concurrent login has
+    /// just migrated.
+    async fn judge_stored(&self, req: &AuthRequest, password: &Password) -> Decision {
+        match self.check_password(req, password).await {
+            Ok((user, _)) => match restriction_denial(&user, req) {
+                Some(denied) => Decision::Deny(denied),
+                None => self.respond(&user, None).await,
+            },
+            Err((reason, _)) => Decision::Deny(reason),
+        }
+    }
+
     /// The seed design's lookup for a denied password login; a hit for an unknown user migrates
     /// that user and answers the login. `None`: the denial stands.
     async fn migrate(
@@ -372,7 +384,18 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
             }
         };
         // Only an unknown user migrates: a user already in the table is judged there.
-        let legacy = found.filter(|l| l.username == req.username.as_str())?;
+        let Some(legacy) = found.filter(|l| l.username == req.username.as_str()) else {
+            // A concurrent first login may have migrated this user, and removed the item, between
+            // our read of the users table and this lookup. Read again, on every miss so that
+            // denials keep one timing, and judge an unknown user that now exists by what is
+            // stored; otherwise a right password would be refused.
+            let now = self.users.get_user(&req.username).await;
+            if reason == DenyReason::UnknownUser && matches!(now, Ok(Some(_))) {
+                info!(username = %req.username, "user migrated by a concurrent login; judged again");
+                return Some(self.judge_stored(req, password).await);
+            }
+            return None;
+        };
         if reason != DenyReason::UnknownUser {
             return None;
         }
@@ -403,13 +426,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
                 }
             }
             // A concurrent login migrated this user first: judge by what is stored now.
-            Ok(false) => match self.check_password(req, password).await {
-                Ok((user, _)) => match restriction_denial(&user, req) {
-                    Some(denied) => Decision::Deny(denied),
-                    None => self.respond(&user, None).await,
-                },
-                Err((reason, _)) => Decision::Deny(reason),
-            },
+            Ok(false) => self.judge_stored(req, password).await,
             Err(e) => return Some(store_denial(e, "writing the migrated user failed")),
         };
         if let Err(e) = self.legacy.remove(&key).await {

@@ -616,6 +616,82 @@ async fn two_first_logins_at_once_migrate_the_user_once_and_both_succeed() -> Re
     Ok(())
 }
 
+/// B's legacy table, which lets A's whole first login run (migrating the user and removing the
+/// legacy item) just before B's own lookup: the interleaving where B read the users table too
+/// early and the legacy table too late.
+struct MigratedMeanwhile {
+    inner: DynamoLegacyUsers,
+    other_login: Arc<
+        ferry_core::auth::Authenticator<
+            DynamoUserStore,
+            ferry_core::aws::secretsmanager::SecretsManagerSaltSource,
+            ferry_core::aws::iam::IamPolicySource,
+            DynamoLegacyUsers,
+        >,
+    >,
+    event: Value,
+    other_allowed: Arc<AtomicBool>,
+}
+
+impl ferry_core::ports::LegacyUsers for MigratedMeanwhile {
+    fn enabled(&self) -> bool {
+        true
+    }
+    async fn find(
+        &self,
+        key: &str,
+    ) -> Result<Option<ferry_core::ports::LegacyUser>, ferry_core::ports::StoreError> {
+        let answer = self.other_login.handle_event(&self.event).await;
+        self.other_allowed.store(allowed(&answer), Ordering::SeqCst);
+        self.inner.find(key).await
+    }
+    async fn remove(&self, key: &str) -> Result<(), ferry_core::ports::StoreError> {
+        self.inner.remove(key).await
+    }
+    async fn count(&self) -> Result<u64, ferry_core::ports::StoreError> {
+        self.inner.count().await
+    }
+}
+
+#[tokio::test]
+async fn a_first_login_that_finds_the_legacy_item_already_migrated_still_succeeds() -> Result<()> {
+    let (f, legacy) = seed_fixture().await?;
+    put_legacy(&f, &legacy, "xan", "xan-pw").await?;
+    let event = direct_event("xan", Some("xan-pw"));
+    let a = f
+        .authenticator()
+        .with_legacy(DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone())));
+    let a_allowed = Arc::new(AtomicBool::new(false));
+    let b = f.authenticator().with_legacy(MigratedMeanwhile {
+        inner: DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone())),
+        other_login: Arc::new(a),
+        event: event.clone(),
+        other_allowed: Arc::clone(&a_allowed),
+    });
+    let answer = b.handle_event(&event).await;
+    assert!(
+        a_allowed.load(Ordering::SeqCst),
+        "A's login migrated the user"
+    );
+    assert_eq!(legacy_count(&f, &legacy).await, 0, "A removed the item");
+    assert!(allowed(&answer), "B was refused: {answer}");
+    // The same interleaving with a wrong password is still a denial.
+    put_legacy(&f, &legacy, "yul", "yul-pw").await?;
+    let wrong = direct_event("yul", Some("not-yul-pw"));
+    let b = f.authenticator().with_legacy(MigratedMeanwhile {
+        inner: DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone())),
+        other_login: Arc::new(
+            f.authenticator()
+                .with_legacy(DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone()))),
+        ),
+        event: direct_event("yul", Some("yul-pw")),
+        other_allowed: Arc::clone(&a_allowed),
+    });
+    let answer = b.handle_event(&wrong).await;
+    assert!(!allowed(&answer), "a wrong password was let in: {answer}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_seed_salt_survives_rotations_while_legacy_users_remain() -> Result<()> {
     let (f, legacy) = seed_fixture().await?;
