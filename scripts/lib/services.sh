@@ -62,8 +62,12 @@ ferry_lint_install() {
     ferry_pip_tool checkov "checkov==$CHECKOV_VERSION" checkov || return 1
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+# Two distinct free ports, both held until both are known (two separate picks could repeat).
+free_ports() {
+    python3 -c 'import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))'
 }
 
 wait_http() { # url name pid
@@ -82,8 +86,7 @@ ferry_services_start() {
     need curl "curl probes the services" || return 1
     local ddb_dir ddb_port moto_port
     ddb_dir=$(ls -d "$FERRY_LOCAL"/ddb/package/lib/dynamodb_local_* | head -n 1)
-    ddb_port=$(free_port)
-    moto_port=$(free_port)
+    read -r ddb_port moto_port < <(free_ports)
     java -cp "$ddb_dir/DynamoDBLocal.jar:$ddb_dir/DynamoDBLocal_lib/*" \
         "$FERRY_ROOT/scripts/lib/DynamoDbLocalLauncher.java" \
         -inMemory -sharedDb -disableTelemetry -port "$ddb_port" >"$FERRY_LOCAL/dynamodb.log" 2>&1 &
@@ -93,6 +96,12 @@ ferry_services_start() {
     trap ferry_services_stop EXIT
     wait_http "http://127.0.0.1:$moto_port/moto-api/" moto "$FERRY_MOTO_PID" || return 1
     wait_http "http://127.0.0.1:$ddb_port/" dynamodb "$FERRY_DDB_PID" || return 1
+    # Whoever answered, both services must be the ones started here (a port taken meanwhile
+    # makes one exit, and the tests would talk to something else).
+    if ! kill -0 "$FERRY_DDB_PID" 2>/dev/null || ! kill -0 "$FERRY_MOTO_PID" 2>/dev/null; then
+        log "a service exited after answering; logs:"; cat "$FERRY_LOCAL"/dynamodb.log "$FERRY_LOCAL"/moto.log >&2
+        return 1
+    fi
     export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
     export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port"
     export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:$ddb_port"

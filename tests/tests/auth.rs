@@ -203,7 +203,7 @@ async fn a_key_login_returns_only_unexpired_keys_and_no_password_flow_fields() -
         "erin",
         Some("pw"),
         json!({"publicKeys": [
-            {"key": KEY_A, "expiresAt": now() - 1},
+            {"key": KEY_A, "expiresAt": now() - 3600},
             {"key": KEY_B, "expiresAt": now() + 3600},
             KEY_C
         ]}),

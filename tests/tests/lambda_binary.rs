@@ -38,6 +38,9 @@ impl Drop for Function {
 fn spawn(api: &RuntimeApi, f: &Fixture) -> Result<Function> {
     let child = f
         .auth_command(api)?
+        // The pipes are read only at the end: pin the level (the default, as deployed) so an
+        // inherited RUST_LOG=trace cannot fill them and stall the function.
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;

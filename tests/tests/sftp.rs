@@ -59,18 +59,15 @@ impl Up {
         let work = std::env::temp_dir().join(unique("ferry-up"));
         std::fs::create_dir_all(&work).unwrap();
         let data = work.join("data");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut cmd = Command::new(workspace_binary("ferry").unwrap());
         cmd.args([
             "up",
             "--data",
             data.to_str().unwrap(),
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            // The server picks the port and says it: a port probed here and bound later could
+            // be taken in between by another test's process.
+            "127.0.0.1:0",
         ]);
         let (aws, bucket) = match store {
             Store::Local => (None, "ferry-local".to_owned()),
@@ -95,6 +92,7 @@ impl Up {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut demo_password = String::new();
         let mut said = String::new();
+        let mut port = 0;
         for line in lines.by_ref() {
             let line = line.unwrap();
             said.push_str(&line);
@@ -102,11 +100,13 @@ impl Up {
             if let Some(rest) = line.split("created user demo with password ").nth(1) {
                 demo_password = rest.split_whitespace().next().unwrap().to_owned();
             }
-            if line.contains("SFTP on") {
+            if let Some(rest) = line.split("SFTP on ").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                port = addr.parse::<std::net::SocketAddr>().map_or(0, |a| a.port());
                 break;
             }
         }
-        assert!(said.contains("SFTP on"), "ferry up did not start: {said}");
+        assert!(port != 0, "ferry up did not start or say its port: {said}");
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let mut up = Up {

@@ -84,6 +84,8 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
+    // What was bound, not what was asked: `--listen 127.0.0.1:0` picks a free port.
+    let bound = listener.local_addr()?;
     let data: Arc<Path> = Arc::from(a.data.as_path());
 
     if a.aws {
@@ -123,11 +125,10 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             on_upload,
         };
         eprintln!(
-            "ferry up: SFTP on {} (users in table {table}, objects in S3, spool in {}); try: sftp -P {} USER@{}",
-            listener.local_addr()?,
+            "ferry up: SFTP on {bound} (users in table {table}, objects in S3, spool in {}); try: sftp -P {} USER@{}",
             a.data.display(),
-            a.listen.port(),
-            a.listen.ip()
+            bound.port(),
+            bound.ip()
         );
         return serve(server, config, listener).await;
     }
@@ -160,11 +161,10 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         on_upload,
     };
     eprintln!(
-        "ferry up: SFTP on {} (data folder {}); try: sftp -P {} demo@{}",
-        listener.local_addr()?,
+        "ferry up: SFTP on {bound} (data folder {}); try: sftp -P {} demo@{}",
         a.data.display(),
-        a.listen.port(),
-        a.listen.ip()
+        bound.port(),
+        bound.ip()
     );
     serve(server, config, listener).await
 }
