@@ -18,9 +18,9 @@ use ferry_core::password::{Password, hash_password};
 use ferry_core::policy::CANONICAL_SCOPE_DOWN;
 use serde_json::Value;
 
-/// The authenticator as the Lambda builds it.
-pub type AwsAuthenticator =
-    Authenticator<DynamoUserStore, SecretsManagerSaltSource, IamPolicySource>;
+/// The authenticator as the Lambda builds it (with a legacy table: `AwsAuthenticator<L>`).
+pub type AwsAuthenticator<L = ferry_core::ports::NoLegacy> =
+    Authenticator<DynamoUserStore, SecretsManagerSaltSource, IamPolicySource, L>;
 
 pub const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/ferry-default-user";
 

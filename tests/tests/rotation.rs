@@ -16,7 +16,7 @@ use ferry_core::keyring::Keyring;
 use ferry_core::password::Password;
 use ferry_core::rotation::{Outcome, RotationError, RotationEvent, Step, WithLegacy, run_step};
 use ferry_tests::Fixture;
-use ferry_tests::fixture::{create_legacy_table, direct_event, unique};
+use ferry_tests::fixture::{AwsAuthenticator, create_legacy_table, direct_event, unique};
 use serde_json::{Value, json};
 
 const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
@@ -621,16 +621,29 @@ async fn two_first_logins_at_once_migrate_the_user_once_and_both_succeed() -> Re
 /// early and the legacy table too late.
 struct MigratedMeanwhile {
     inner: DynamoLegacyUsers,
-    other_login: Arc<
-        ferry_core::auth::Authenticator<
-            DynamoUserStore,
-            ferry_core::aws::secretsmanager::SecretsManagerSaltSource,
-            ferry_core::aws::iam::IamPolicySource,
-            DynamoLegacyUsers,
-        >,
-    >,
+    other_login: AwsAuthenticator<DynamoLegacyUsers>,
     event: Value,
     other_allowed: Arc<AtomicBool>,
+}
+
+impl MigratedMeanwhile {
+    /// Login B, with A (the user's right password) slipped in before B's legacy lookup; the flag
+    /// says whether A was allowed.
+    fn login_b(
+        f: &Fixture,
+        legacy: &str,
+        a_event: Value,
+    ) -> (AwsAuthenticator<Self>, Arc<AtomicBool>) {
+        let table = || DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.to_owned()));
+        let other_allowed = Arc::new(AtomicBool::new(false));
+        let b = f.authenticator().with_legacy(MigratedMeanwhile {
+            inner: table(),
+            other_login: f.authenticator().with_legacy(table()),
+            event: a_event,
+            other_allowed: Arc::clone(&other_allowed),
+        });
+        (b, other_allowed)
+    }
 }
 
 impl ferry_core::ports::LegacyUsers for MigratedMeanwhile {
@@ -658,16 +671,7 @@ async fn a_first_login_that_finds_the_legacy_item_already_migrated_still_succeed
     let (f, legacy) = seed_fixture().await?;
     put_legacy(&f, &legacy, "xan", "xan-pw").await?;
     let event = direct_event("xan", Some("xan-pw"));
-    let a = f
-        .authenticator()
-        .with_legacy(DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone())));
-    let a_allowed = Arc::new(AtomicBool::new(false));
-    let b = f.authenticator().with_legacy(MigratedMeanwhile {
-        inner: DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone())),
-        other_login: Arc::new(a),
-        event: event.clone(),
-        other_allowed: Arc::clone(&a_allowed),
-    });
+    let (b, a_allowed) = MigratedMeanwhile::login_b(&f, &legacy, event.clone());
     let answer = b.handle_event(&event).await;
     assert!(
         a_allowed.load(Ordering::SeqCst),
@@ -677,17 +681,16 @@ async fn a_first_login_that_finds_the_legacy_item_already_migrated_still_succeed
     assert!(allowed(&answer), "B was refused: {answer}");
     // The same interleaving with a wrong password is still a denial.
     put_legacy(&f, &legacy, "yul", "yul-pw").await?;
-    let wrong = direct_event("yul", Some("not-yul-pw"));
-    let b = f.authenticator().with_legacy(MigratedMeanwhile {
-        inner: DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone())),
-        other_login: Arc::new(
-            f.authenticator()
-                .with_legacy(DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone()))),
-        ),
-        event: direct_event("yul", Some("yul-pw")),
-        other_allowed: Arc::clone(&a_allowed),
-    });
-    let answer = b.handle_event(&wrong).await;
+    let (b, a_allowed) =
+        MigratedMeanwhile::login_b(&f, &legacy, direct_event("yul", Some("yul-pw")));
+    let answer = b
+        .handle_event(&direct_event("yul", Some("not-yul-pw")))
+        .await;
+    assert!(
+        a_allowed.load(Ordering::SeqCst),
+        "A's login migrated the user"
+    );
+    assert_eq!(legacy_count(&f, &legacy).await, 0, "A removed the item");
     assert!(!allowed(&answer), "a wrong password was let in: {answer}");
     Ok(())
 }
@@ -712,12 +715,7 @@ async fn the_seed_salt_survives_rotations_while_legacy_users_remain() -> Result<
 }
 
 async fn login_with<L: ferry_core::ports::LegacyUsers>(
-    auth: &ferry_core::auth::Authenticator<
-        DynamoUserStore,
-        ferry_core::aws::secretsmanager::SecretsManagerSaltSource,
-        ferry_core::aws::iam::IamPolicySource,
-        L,
-    >,
+    auth: &AwsAuthenticator<L>,
     user: &str,
     pw: &str,
 ) -> bool {
