@@ -25,10 +25,12 @@ ssh-keygen -q -t ed25519 -N "" -f "$work/id"
 head -c "${MB}M" /dev/urandom > "$work/file.bin"
 
 # ferry up, with a key-only user.
-fport=$(free_port)
-"$ferry" up --data "$work/data" --listen "127.0.0.1:$fport" >/dev/null 2>"$work/ferry.err" &
+# ferry up picks its port and says it ("SFTP on 127.0.0.1:PORT"), so nothing can take it first.
+"$ferry" up --data "$work/data" --listen 127.0.0.1:0 >/dev/null 2>"$work/ferry.err" &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q "SFTP on" "$work/ferry.err" 2>/dev/null && break; sleep 0.1; done
+fport=$(sed -n 's/.*SFTP on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/ferry.err")
+[ -n "$fport" ] || { echo "ferry up did not start:" >&2; cat "$work/ferry.err" >&2; exit 1; }
 "$ferry" --local "$work/data" user add bench --home bench --no-password --key "$work/id.pub" 2>/dev/null
 ferry_pid=${pids[0]}
 
