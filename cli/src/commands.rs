@@ -5,16 +5,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ferry_core::auth::{Authenticator, Decision, Settings, error_chain};
-use ferry_core::aws::dynamodb::DynamoUserStore;
-use ferry_core::aws::iam::IamPolicySource;
-use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
-use ferry_core::local::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
-use ferry_core::password::hash_password;
+use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
+use ferry_core::adapters::aws::iam::IamPolicySource;
+use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::adapters::local::store::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
+use ferry_core::app::login::{Authenticator, Decision, Settings};
+use ferry_core::domain::password::hash_password;
+use ferry_core::domain::protocol::Protocol;
+use ferry_core::domain::transfer::{AuthRequest, Credential};
+use ferry_core::domain::user::UserRecord;
+use ferry_core::domain::username::Username;
+use ferry_core::ports::error_chain;
 use ferry_core::ports::{PolicySource, SaltSource, StoreError, UserAdmin, UserStore};
-use ferry_core::transfer::{AuthRequest, Credential, Protocol};
-use ferry_core::user::UserRecord;
-use ferry_core::username::Username;
 use serde_json::{Map, Value, json};
 
 use crate::input::{
@@ -236,8 +238,8 @@ pub(crate) fn apply_fields(
 /// Hashes `password` under the keyring's current salt into the record.
 pub(crate) fn put_hash(
     record: &mut Map<String, Value>,
-    keyring: &ferry_core::keyring::Keyring,
-    password: &ferry_core::password::Password,
+    keyring: &ferry_core::domain::keyring::Keyring,
+    password: &ferry_core::domain::password::Password,
 ) -> Result<()> {
     let hash = hash_password(keyring.current_salt(), password).map_err(|e| anyhow!("{e}"))?;
     record.insert("passwordHash".into(), json!(hash));

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ferry_core::keyring::Keyring;
-use ferry_core::password::Password;
+use ferry_core::domain::keyring::Keyring;
+use ferry_core::domain::password::Password;
 use ferry_core::ports::{SaltSource, UserAdmin};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
-use ferry_core::password::{Password, generate_password};
+use ferry_core::domain::password::{Password, generate_password};
 use sha2::{Digest, Sha256};
 
 /// How to obtain a password.

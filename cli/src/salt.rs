@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use ferry_core::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
-use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
-use ferry_core::local::LocalStore;
+use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
+use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::adapters::local::store::LocalStore;
+use ferry_core::app::rotation::{Outcome, Step, run_step};
 use ferry_core::ports::{LegacyUsers, SaltSource, SaltUsage};
-use ferry_core::rotation::{Outcome, Step, run_step};
 
 use crate::Target;
 use crate::commands::store;
@@ -61,7 +61,7 @@ pub(crate) async fn run(cmd: SaltCommand, target: Target) -> Result<ExitCode> {
                 .secret_id(secret)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!(ferry_core::auth::error_chain(&e)))
+                .map_err(|e| anyhow::anyhow!(ferry_core::ports::error_chain(&e)))
                 .context(
                     "RotateSecret failed (is the salt-rotation function attached to this secret?)",
                 )?;
@@ -118,7 +118,7 @@ async fn rotate_local(data: &LocalStore) -> Result<ExitCode> {
             Err(e) => bail!(
                 "{} failed: {}; the current keyring is unchanged",
                 step.as_str(),
-                ferry_core::auth::error_chain(&e)
+                ferry_core::ports::error_chain(&e)
             ),
         }
     }

@@ -4,12 +4,13 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use ferry_core::auth::now_epoch;
-use ferry_core::aws::dynamodb::{DynamoUserStore, attr_to_wire, item_to_json};
+use ferry_core::adapters::aws::dynamodb::{DynamoUserStore, attr_to_wire, item_to_json};
+use ferry_core::app::now_epoch;
+use ferry_core::app::verdicts::{VALIDATED_FIELDS, judge_record};
+use ferry_core::domain::policy_checks::RecordRules;
+use ferry_core::domain::username::Username;
+use ferry_core::ports::VerdictWriter;
 use ferry_core::ports::{PolicySource, UserAdmin};
-use ferry_core::username::Username;
-use ferry_core::validate::RecordRules;
-use ferry_core::validator::{VALIDATED_FIELDS, VerdictWriter, judge_record};
 use serde_json::Value;
 
 use crate::ValidateArgs;

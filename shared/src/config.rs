@@ -45,7 +45,7 @@ pub struct ValidatorConfig {
     /// `ALERT_TOPIC_ARN`: where invalid users are reported (optional: the log only).
     pub alert_topic_arn: Option<String>,
     /// `ALLOWED_ROLE_ACCOUNT`, `ALLOWED_ROLE_PATH`.
-    pub rules: crate::validate::RecordRules,
+    pub rules: crate::domain::policy_checks::RecordRules,
 }
 
 impl ValidatorConfig {
@@ -79,7 +79,7 @@ impl ValidatorConfig {
                 .filter(|v| !v.trim().is_empty())
                 .ok_or(ConfigError::Missing("USERS_TABLE"))?,
             alert_topic_arn: optional(&get, "ALERT_TOPIC_ARN"),
-            rules: crate::validate::RecordRules {
+            rules: crate::domain::policy_checks::RecordRules {
                 role_account,
                 role_path,
             },
@@ -226,7 +226,7 @@ mod tests {
 /// What the upload-processor function needs (see the data model doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorConfig {
-    pub upload: crate::upload::UploadConfig,
+    pub upload: crate::domain::upload_rules::UploadConfig,
     /// `NOTIFY_TOPIC_ARN`: one message per processed file (optional: the log only).
     pub notify_topic_arn: Option<String>,
     /// `USERS_TABLE`: where per-user `uploadRules` are read (optional: none).
@@ -260,7 +260,7 @@ impl ProcessorConfig {
                 })
             }
         };
-        let upload = crate::upload::UploadConfig {
+        let upload = crate::domain::upload_rules::UploadConfig {
             incoming_prefixes: list("INCOMING_PREFIXES"),
             processed_prefix: prefix("PROCESSED_PREFIX", "processed/")?,
             quarantine_prefix: prefix("QUARANTINE_PREFIX", "quarantine/")?,
@@ -277,8 +277,8 @@ impl ProcessorConfig {
                 .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
                 .collect(),
             source_action: match optional(&get, "SOURCE_ACTION").as_deref() {
-                None | Some("move") => crate::upload::SourceAction::Move,
-                Some("copy") => crate::upload::SourceAction::Copy,
+                None | Some("move") => crate::domain::upload_rules::SourceAction::Move,
+                Some("copy") => crate::domain::upload_rules::SourceAction::Copy,
                 Some(_) => {
                     return Err(ConfigError::Invalid {
                         name: "SOURCE_ACTION",

@@ -1,30 +1,22 @@
-//! ferry's shared core: the domain types, password and salt logic, the Transfer Family
-//! identity-provider contract, session-policy handling and the authenticator every entry point
-//! (the Lambda, the local stack, the CLI) runs. AWS access sits behind the small traits in
-//! [`ports`]; the SDK adapters live in [`aws`], one cargo feature per service.
+//! ferry's core: the rules, use cases and adapters behind every entry point (the four Lambdas,
+//! `ferry up`, the `ferry` command).
+//!
+//! # Layout
+//! Imports go one way, down this list:
+//! - [`adapters`]: the ports implemented over AWS (one cargo feature per service) and over the
+//!   local data folder, plus the Lambda log set-up.
+//! - [`config`]: the entry points' environment, read once into the use cases' settings.
+//! - [`app`]: the use cases (login and migration, rotation, validation verdicts, upload
+//!   processing, user administration), written against the ports.
+//! - [`ports`]: every trait the core needs from outside, with the one error type they share.
+//! - [`domain`]: the rules as pure code (request and record types, passwords, the keyring,
+//!   policies and their evaluator, the validator's checks, upload rules).
+//!
+//! `testing` (cargo feature `testing`) holds in-memory ports for fast tests of the use cases.
+//! `docs/architecture.md` says where a new feature goes.
 
-pub mod access;
-pub mod auth;
-pub mod aws;
+pub mod adapters;
+pub mod app;
 pub mod config;
-pub mod keyring;
-#[cfg(feature = "local")]
-pub mod local;
-#[cfg(feature = "logging")]
-pub mod logging;
-pub mod objects;
-pub mod password;
-pub mod policy;
+pub mod domain;
 pub mod ports;
-pub mod rotation;
-pub mod transfer;
-pub mod upload;
-pub mod upload_event;
-pub mod upload_local;
-pub mod user;
-pub mod username;
-pub mod validate;
-#[cfg(feature = "dynamodb")]
-pub mod validator;
-
-pub use username::Username;

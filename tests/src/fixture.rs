@@ -9,13 +9,13 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
-use ferry_core::auth::{Authenticator, Settings};
-use ferry_core::aws::dynamodb::{DynamoUserStore, SALT_VERSION_INDEX, json_to_item};
-use ferry_core::aws::iam::IamPolicySource;
-use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
-use ferry_core::keyring::Keyring;
-use ferry_core::password::{Password, hash_password};
-use ferry_core::policy::CANONICAL_SCOPE_DOWN;
+use ferry_core::adapters::aws::dynamodb::{DynamoUserStore, SALT_VERSION_INDEX, json_to_item};
+use ferry_core::adapters::aws::iam::IamPolicySource;
+use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::app::login::{Authenticator, Settings};
+use ferry_core::domain::keyring::Keyring;
+use ferry_core::domain::password::{Password, hash_password};
+use ferry_core::domain::policy::CANONICAL_SCOPE_DOWN;
 use serde_json::Value;
 
 /// The authenticator as the Lambda builds it (with a legacy table: `AwsAuthenticator<L>`).
@@ -173,7 +173,7 @@ impl Fixture {
             .await
             .context("get item")?;
         out.item()
-            .map(ferry_core::aws::dynamodb::item_to_json)
+            .map(ferry_core::adapters::aws::dynamodb::item_to_json)
             .transpose()
             .map_err(Into::into)
     }

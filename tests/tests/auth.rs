@@ -7,9 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use base64::Engine;
-use ferry_core::auth::{Decision, DenyReason};
-use ferry_core::policy::CANONICAL_SCOPE_DOWN;
-use ferry_core::transfer::{AuthRequest, read_event};
+use ferry_core::app::login::{Decision, DenyReason};
+use ferry_core::domain::policy::CANONICAL_SCOPE_DOWN;
+use ferry_core::domain::transfer::{AuthRequest, read_event};
 use ferry_tests::fixture::{DEFAULT_ROLE, Fixture, direct_event as event};
 use serde_json::{Value, json};
 
@@ -585,7 +585,7 @@ async fn an_unreachable_dynamodb_is_a_denial() -> Result<()> {
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
         .build();
-    let users = ferry_core::aws::dynamodb::DynamoUserStore::new(
+    let users = ferry_core::adapters::aws::dynamodb::DynamoUserStore::new(
         aws_sdk_dynamodb::Client::from_conf(dead),
         &f.table,
     );
@@ -604,7 +604,8 @@ async fn an_unreachable_dynamodb_is_a_denial() -> Result<()> {
 async fn a_missing_table_or_secret_is_a_denial() -> Result<()> {
     let f = Fixture::new().await?;
     f.put_user("rosa", Some("pw"), json!({})).await?;
-    let gone = ferry_core::aws::dynamodb::DynamoUserStore::new(f.ddb.clone(), "no-such-table");
+    let gone =
+        ferry_core::adapters::aws::dynamodb::DynamoUserStore::new(f.ddb.clone(), "no-such-table");
     let auth = f.authenticator_with(gone);
     assert_eq!(
         auth.authenticate(&request(&event("rosa", Some("pw"))))
@@ -630,7 +631,7 @@ async fn a_missing_table_or_secret_is_a_denial() -> Result<()> {
 #[tokio::test]
 async fn a_broken_keyring_secret_refuses_passwords_but_not_keys() -> Result<()> {
     let f = Fixture::with_secret(r#"{"current":"9","salts":{"1":"a"}}"#).await?;
-    f.put_user("sam", None, json!({"passwordHash": ferry_core::password::DUMMY_HASH, "saltVersion": "1", "publicKeys": [KEY_A]})).await?;
+    f.put_user("sam", None, json!({"passwordHash": ferry_core::domain::password::DUMMY_HASH, "saltVersion": "1", "publicKeys": [KEY_A]})).await?;
     assert_denied(&f, event("sam", Some("pw")), DenyReason::KeyringUnavailable).await;
     assert_eq!(
         f.authenticator().handle_event(&event("sam", None)).await["PublicKeys"],

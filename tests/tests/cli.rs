@@ -410,7 +410,10 @@ fn the_local_data_folder_works_without_any_service_and_defaults_bucket_and_polic
     assert_eq!(code, 0, "{err}");
     let response: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(response["HomeDirectory"], "/ferry-local/partners/lena");
-    assert_eq!(response["Policy"], ferry_core::policy::CANONICAL_SCOPE_DOWN);
+    assert_eq!(
+        response["Policy"],
+        ferry_core::domain::policy::CANONICAL_SCOPE_DOWN
+    );
     assert_eq!(
         local(&dir, &["login", "lena", "--password-stdin"], "nope\n").0,
         1

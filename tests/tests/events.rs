@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ferry_core::transfer::{Shape, read_event};
+use ferry_core::domain::transfer::{Shape, read_event};
 use ferry_tests::fixture::sample_events;
 
 #[test]
@@ -36,7 +36,7 @@ fn every_sample_event_is_read_as_its_name_says() {
 
 #[test]
 fn every_salt_rotation_sample_is_read_as_its_name_says() {
-    use ferry_core::rotation::RotationEvent;
+    use ferry_core::app::rotation::RotationEvent;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/salt-rotation");
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -66,15 +66,15 @@ impl ferry_core::ports::PolicySource for SamplePorts {
     async fn load_policy(
         &self,
         _arn: &str,
-    ) -> Result<ferry_core::policy::PolicyDocument, ferry_core::ports::StoreError> {
-        Ok(
-            ferry_core::policy::PolicyDocument::from_json(ferry_core::policy::CANONICAL_SCOPE_DOWN)
-                .unwrap(),
+    ) -> Result<ferry_core::domain::policy::PolicyDocument, ferry_core::ports::StoreError> {
+        Ok(ferry_core::domain::policy::PolicyDocument::from_json(
+            ferry_core::domain::policy::CANONICAL_SCOPE_DOWN,
         )
+        .unwrap())
     }
 }
 
-impl ferry_core::validator::VerdictWriter for SamplePorts {
+impl ferry_core::ports::VerdictWriter for SamplePorts {
     async fn write_verdict(
         &self,
         username: &str,
@@ -91,7 +91,7 @@ impl ferry_core::validator::VerdictWriter for SamplePorts {
     }
 }
 
-impl ferry_core::validator::Alerts for SamplePorts {
+impl ferry_core::ports::Alerts for SamplePorts {
     async fn alert(
         &self,
         _subject: &str,
@@ -104,7 +104,7 @@ impl ferry_core::validator::Alerts for SamplePorts {
 
 #[tokio::test]
 async fn every_policy_validator_sample_is_handled_as_its_name_says() {
-    use ferry_core::validator::{RecordOutcome, process_batch};
+    use ferry_core::app::verdicts::{RecordOutcome, process_batch};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/policy-validator");
     let run = |name: &'static str| {
         let event: serde_json::Value = serde_json::from_str(
@@ -113,7 +113,7 @@ async fn every_policy_validator_sample_is_handled_as_its_name_says() {
         .unwrap();
         async move {
             let ports = SamplePorts(std::sync::Mutex::new(Vec::new()));
-            let rules = ferry_core::validate::RecordRules::default();
+            let rules = ferry_core::domain::policy_checks::RecordRules::default();
             let (answer, outcomes) = process_batch(&event, &ports, &ports, &ports, &rules, 0)
                 .await
                 .unwrap();
@@ -148,7 +148,7 @@ async fn every_policy_validator_sample_is_handled_as_its_name_says() {
 
 #[test]
 fn every_upload_processor_sample_is_read_as_its_name_says() {
-    use ferry_core::upload::{Delivered, read_event};
+    use ferry_core::domain::upload_event::{Delivered, read_event};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/upload-processor");
     let read = |name: &str| {
         let event: serde_json::Value = serde_json::from_str(

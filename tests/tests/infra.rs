@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_core::config::{AuthConfig, ProcessorConfig, RotationConfig, ValidatorConfig};
-use ferry_core::transfer::{PASSWORD_HEADERS, QUERY_SOURCE_IP};
+use ferry_core::domain::transfer::{PASSWORD_HEADERS, QUERY_SOURCE_IP};
 use serde_norway::Value as Yaml;
 
 /// A valid value for every variable any function reads.

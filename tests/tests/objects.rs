@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use ferry_core::aws::s3::S3Objects;
-use ferry_core::objects::{Kind, ObjectError, ObjectReader, ObjectStore};
+use ferry_core::adapters::aws::s3::S3Objects;
+use ferry_core::ports::{Kind, ObjectError, ObjectReader, ObjectStore};
 use ferry_tests::Fixture;
 
 async fn store() -> (Fixture, S3Objects, String) {

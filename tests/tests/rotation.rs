@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Result;
-use ferry_core::auth::legacy_key;
-use ferry_core::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
-use ferry_core::aws::secretsmanager::SecretsManagerRotation;
-use ferry_core::keyring::Keyring;
-use ferry_core::password::Password;
-use ferry_core::rotation::{Outcome, RotationError, RotationEvent, Step, WithLegacy, run_step};
+use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
+use ferry_core::adapters::aws::secretsmanager::SecretsManagerRotation;
+use ferry_core::app::login::migration::legacy_key;
+use ferry_core::app::rotation::{
+    Outcome, RotationError, RotationEvent, Step, WithLegacy, run_step,
+};
+use ferry_core::domain::keyring::Keyring;
+use ferry_core::domain::password::Password;
 use ferry_tests::Fixture;
 use ferry_tests::fixture::{AwsAuthenticator, create_legacy_table, direct_event, unique};
 use serde_json::{Value, json};
@@ -57,7 +59,7 @@ async fn start_rotation(f: &Fixture) -> Result<String> {
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    ferry_core::auth::error_chain(e)
+    ferry_core::ports::error_chain(e)
 }
 
 async fn start_rotation_inner(
@@ -523,7 +525,7 @@ async fn put_legacy(f: &Fixture, table: &str, username: &str, password: &str) ->
         &Password::parse(password)?,
         username,
     );
-    let item = ferry_core::aws::dynamodb::json_to_item(&json!({
+    let item = ferry_core::adapters::aws::dynamodb::json_to_item(&json!({
         "hashPassword": key,
         "username": username,
         "bucket": "seed-bucket",
@@ -791,7 +793,7 @@ async fn a_hash_below_the_configured_cost_is_replaced_at_the_next_login() -> Res
     let f = Fixture::new().await?;
     let keyring = Keyring::parse(&current_value(&f).await)?;
     let peppered =
-        ferry_core::password::pepper(keyring.current_salt(), &Password::parse("weak-pw")?);
+        ferry_core::domain::password::pepper(keyring.current_salt(), &Password::parse("weak-pw")?);
     let weak = argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,
@@ -831,7 +833,7 @@ async fn a_re_hash_loses_to_a_password_changed_meanwhile() -> Result<()> {
     let f = Fixture::new().await?;
     f.put_user("xena", Some("first-pw"), json!({})).await?;
     let users = DynamoUserStore::new(f.ddb.clone(), &f.table);
-    let name = ferry_core::Username::parse("xena")?;
+    let name = ferry_core::domain::username::Username::parse("xena")?;
     // An administrator set a new password after the login read the record.
     let changed = stored_hash(&f, "xena").await;
     let replaced = users

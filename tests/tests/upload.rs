@@ -5,13 +5,12 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use anyhow::Result;
-use ferry_core::aws::s3::S3Objects;
-use ferry_core::aws::sns::SnsAlerts;
-use ferry_core::ports::StoreError;
-use ferry_core::upload::{
-    CopyRequest, CopyResult, Head, NoUserRules, ObjectEvent, SourceAction, UploadConfig,
-    UploadOutcome, UploadStore, process, read_event,
-};
+use ferry_core::adapters::aws::s3::S3Objects;
+use ferry_core::adapters::aws::sns::SnsAlerts;
+use ferry_core::app::uploads::{UploadOutcome, process};
+use ferry_core::domain::upload_event::{ObjectEvent, read_event};
+use ferry_core::domain::upload_rules::{SourceAction, UploadConfig};
+use ferry_core::ports::{CopyRequest, CopyResult, Head, NoUserRules, StoreError, UploadStore};
 use ferry_tests::Fixture;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -106,7 +105,7 @@ impl Setup {
     ) -> Vec<UploadOutcome> {
         let mut outcomes = Vec::new();
         for d in read_event(event) {
-            if let ferry_core::upload::Delivered::Objects { objects, .. } = d {
+            if let ferry_core::domain::upload_event::Delivered::Objects { objects, .. } = d {
                 for o in objects {
                     outcomes.push(process(&o, &self.objects, notices, &NoUserRules, config).await);
                 }
@@ -497,7 +496,7 @@ impl UploadStore for ThrottledFor<'_> {
 
 #[tokio::test]
 async fn an_sqs_batch_reports_exactly_the_messages_to_retry() -> Result<()> {
-    use ferry_core::upload::handle_event;
+    use ferry_core::app::uploads::handle_event;
     let s = setup().await?;
     let notices = no_notices(&s.f);
     s.put("home/ha/ok.csv", b"a\n").await;
@@ -539,7 +538,7 @@ async fn an_sqs_batch_reports_exactly_the_messages_to_retry() -> Result<()> {
 
 #[tokio::test]
 async fn a_users_own_upload_rules_apply_to_their_files_only() -> Result<()> {
-    use ferry_core::aws::dynamodb::DynamoUserStore;
+    use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
     let s = setup().await?;
     let notices = no_notices(&s.f);
     let users = DynamoUserStore::new(s.f.ddb.clone(), &s.f.table);

@@ -5,13 +5,13 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use anyhow::Result;
-use ferry_core::aws::dynamodb::DynamoUserStore;
-use ferry_core::aws::iam::IamPolicySource;
-use ferry_core::aws::sns::SnsAlerts;
-use ferry_core::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
+use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
+use ferry_core::adapters::aws::iam::IamPolicySource;
+use ferry_core::adapters::aws::sns::SnsAlerts;
+use ferry_core::app::verdicts::{RecordOutcome, process_batch};
+use ferry_core::domain::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
+use ferry_core::domain::policy_checks::RecordRules;
 use ferry_core::ports::{PolicySource, StoreError};
-use ferry_core::validate::RecordRules;
-use ferry_core::validator::{RecordOutcome, process_batch};
 use ferry_tests::Fixture;
 use ferry_tests::fixture::{received, topic_with_queue};
 use ferry_tests::stream::StreamReader;

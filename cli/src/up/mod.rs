@@ -14,20 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ferry_core::auth::{Authenticator, Settings};
-use ferry_core::aws::dynamodb::DynamoUserStore;
-use ferry_core::aws::iam::IamPolicySource;
-use ferry_core::aws::s3::S3Objects;
-use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
-use ferry_core::local::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
-use ferry_core::objects::FileObjects;
-use ferry_core::password::{Password, generate_password, hash_password};
+use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
+use ferry_core::adapters::aws::iam::IamPolicySource;
+use ferry_core::adapters::aws::s3::S3Objects;
+use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::adapters::local::objects::FileObjects;
+use ferry_core::adapters::local::store::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
+use ferry_core::adapters::local::uploads::{FileUploads, JsonLines};
+use ferry_core::app::login::{Authenticator, Settings};
+use ferry_core::app::uploads::{UploadOutcome, process};
+use ferry_core::domain::password::{Password, generate_password, hash_password};
+use ferry_core::domain::upload_event::ObjectEvent;
+use ferry_core::domain::upload_rules::{SourceAction, UploadConfig};
+use ferry_core::ports::{Notifier, RulesSource, UploadStore};
 use ferry_core::ports::{SaltSource, UserAdmin};
-use ferry_core::upload::{
-    Notifier, ObjectEvent, RulesSource, SourceAction, UploadConfig, UploadOutcome, UploadStore,
-    process,
-};
-use ferry_core::upload_local::{FileUploads, JsonLines};
 use russh::server::Server as _;
 use serde_json::json;
 

@@ -2,7 +2,7 @@
 //! then mapped, as Transfer Family maps it, to a bucket and key, or to a virtual directory that
 //! only exists because logical mappings sit below it.
 
-use ferry_core::user::Mapping;
+use ferry_core::domain::user::Mapping;
 
 /// Where a visible path lands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferry_core::access::{Request, SessionPolicy, Verdict};
-use ferry_core::objects::{Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore, parent_key};
+use ferry_core::domain::access::{Request, SessionPolicy, Verdict};
+use ferry_core::ports::{Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore, parent_key};
 use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
 };
@@ -104,7 +104,7 @@ fn store_err(e: &ObjectError) -> Error {
         ObjectError::NotEmpty => err(StatusCode::Failure, "directory not empty"),
         ObjectError::Unsupported(what) => err(StatusCode::OpUnsupported, what),
         ObjectError::Unavailable { .. } => {
-            warn!(target: "ferry::session", error = %ferry_core::auth::error_chain(e), "storage failed");
+            warn!(target: "ferry::session", error = %ferry_core::ports::error_chain(e), "storage failed");
             err(StatusCode::Failure, "storage error")
         }
     }

@@ -8,14 +8,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ferry_core::access::{SessionPolicy, SessionVariables};
-use ferry_core::auth::{Authenticator, Decision};
-use ferry_core::objects::ObjectStore;
-use ferry_core::password::Password;
+use ferry_core::app::login::{Authenticator, Decision};
+use ferry_core::domain::access::{SessionPolicy, SessionVariables};
+use ferry_core::domain::password::Password;
+use ferry_core::domain::protocol::Protocol;
+use ferry_core::domain::transfer::{AuthRequest, AuthResponse, Credential};
+use ferry_core::domain::user::Mapping;
+use ferry_core::domain::username::Username;
+use ferry_core::ports::ObjectStore;
 use ferry_core::ports::{PolicySource, SaltSource, UserStore};
-use ferry_core::transfer::{AuthRequest, AuthResponse, Credential, Protocol};
-use ferry_core::user::Mapping;
-use ferry_core::username::Username;
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
 use tracing::{info, warn};
@@ -203,7 +204,7 @@ impl<B: Backend> Connection<B> {
             Namespace::Path => vec![home.as_str()],
             Namespace::Logical(m) => m
                 .iter()
-                .filter(|m| m.kind != Some(ferry_core::user::MappingType::File))
+                .filter(|m| m.kind != Some(ferry_core::domain::user::MappingType::File))
                 .map(|m| m.target.as_str())
                 .collect(),
         };
@@ -212,7 +213,7 @@ impl<B: Backend> Connection<B> {
             let (bucket, key) = rel.split_once('/').unwrap_or((rel, ""));
             if let Err(e) = self.objects.ensure_dir(bucket, key).await {
                 // The session still starts; operations there answer for themselves.
-                warn!(target: "ferry::session", session = self.id, bucket, key, error = %ferry_core::auth::error_chain(&e), "home folder not created");
+                warn!(target: "ferry::session", session = self.id, bucket, key, error = %ferry_core::ports::error_chain(&e), "home folder not created");
             }
         }
         Some(SessionContext {

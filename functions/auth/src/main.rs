@@ -1,14 +1,14 @@
 //! The auth Lambda: AWS Transfer Family's custom identity provider. Wiring only: the logic is
-//! `ferry_core::auth`, shared with the local stack and the CLI.
+//! `ferry_core::app::login`, shared with the local stack and the CLI.
 
 use std::sync::Arc;
 
-use ferry_core::auth::{Authenticator, Settings};
-use ferry_core::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
-use ferry_core::aws::iam::IamPolicySource;
-use ferry_core::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
+use ferry_core::adapters::aws::iam::IamPolicySource;
+use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::adapters::logging;
+use ferry_core::app::login::{Authenticator, Settings};
 use ferry_core::config::AuthConfig;
-use ferry_core::logging;
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use serde_json::Value;
@@ -46,7 +46,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let auth = Arc::clone(&auth);
-        async move { Ok::<Value, lambda_runtime::Error>(auth.handle_event(&event.payload).await) }
+        // Boxed: a login's future nests the store, keyring and policy calls, and the runtime's
+        // layers on top of it took the compiler past its layout depth limit.
+        async move {
+            Ok::<Value, lambda_runtime::Error>(Box::pin(auth.handle_event(&event.payload)).await)
+        }
     });
     Runtime::new(handler)
         .layer(lambda_runtime::layers::TracingLayer::new())

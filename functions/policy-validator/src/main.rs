@@ -1,14 +1,14 @@
 //! The policy-validator Lambda, on the users table's DynamoDB stream (NEW_AND_OLD_IMAGES, with
-//! ReportBatchItemFailures). Wiring only: the checks are `ferry_core::validator`.
+//! ReportBatchItemFailures). Wiring only: the checks are `ferry_core::app::verdicts`.
 
-use ferry_core::auth::now_epoch;
-use ferry_core::aws::dynamodb::DynamoUserStore;
-use ferry_core::aws::iam::IamPolicySource;
-use ferry_core::aws::sns::SnsAlerts;
+use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
+use ferry_core::adapters::aws::iam::IamPolicySource;
+use ferry_core::adapters::aws::sns::SnsAlerts;
+use ferry_core::adapters::logging;
+use ferry_core::app::now_epoch;
+use ferry_core::app::verdicts::process_batch;
 use ferry_core::config::ValidatorConfig;
-use ferry_core::logging;
-use ferry_core::validate::RecordRules;
-use ferry_core::validator::process_batch;
+use ferry_core::domain::policy_checks::RecordRules;
 use lambda_runtime::{LambdaEvent, Runtime, service_fn};
 use serde_json::Value;
 
@@ -34,14 +34,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         rules: config.rules,
     }));
     Runtime::new(service_fn(move |event: LambdaEvent<Value>| async move {
-        let (answer, _) = process_batch(
+        // Boxed: the batch future nests every SDK call of a record, and the runtime's service
+        // layers on top of it took the compiler past its layout depth limit.
+        let (answer, _) = Box::pin(process_batch(
             &event.payload,
             &deps.policies,
             &deps.users,
             &deps.alerts,
             &deps.rules,
             now_epoch(),
-        )
+        ))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "stream event refused");

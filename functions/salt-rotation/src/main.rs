@@ -1,12 +1,12 @@
 //! The salt-rotation Lambda: Secrets Manager calls it once per rotation step for the salt
-//! keyring secret. Wiring only: the steps are `ferry_core::rotation`.
+//! keyring secret. Wiring only: the steps are `ferry_core::app::rotation`.
 
-use ferry_core::auth::error_chain;
-use ferry_core::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
-use ferry_core::aws::secretsmanager::SecretsManagerRotation;
+use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
+use ferry_core::adapters::aws::secretsmanager::SecretsManagerRotation;
+use ferry_core::adapters::logging;
+use ferry_core::app::rotation::{RotationEvent, WithLegacy, run_step};
 use ferry_core::config::RotationConfig;
-use ferry_core::logging;
-use ferry_core::rotation::{RotationEvent, WithLegacy, run_step};
+use ferry_core::ports::error_chain;
 use lambda_runtime::{LambdaEvent, Runtime, service_fn};
 use serde_json::Value;
 

@@ -1,12 +1,12 @@
 //! The upload-processor Lambda: S3 ObjectCreated events (direct, or through SNS, SQS or
-//! EventBridge). Wiring only: the processing is `ferry_core::upload`.
+//! EventBridge). Wiring only: the processing is `ferry_core::app::uploads`.
 
-use ferry_core::aws::dynamodb::DynamoUserStore;
-use ferry_core::aws::s3::S3Objects;
-use ferry_core::aws::sns::SnsAlerts;
+use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
+use ferry_core::adapters::aws::s3::S3Objects;
+use ferry_core::adapters::aws::sns::SnsAlerts;
+use ferry_core::adapters::logging;
+use ferry_core::app::uploads::handle_event;
 use ferry_core::config::ProcessorConfig;
-use ferry_core::logging;
-use ferry_core::upload::handle_event;
 use lambda_runtime::{LambdaEvent, Runtime, service_fn};
 use serde_json::Value;
 

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use ferry_core::password::{Password, Verifier, hash_password, pepper};
+use ferry_core::domain::password::{Password, Verifier, hash_password, pepper};
 use ferry_tests::Fixture;
 use ferry_tests::fixture::{AwsAuthenticator, DEFAULT_ROLE, SAMPLE_KEY, direct_event as event};
 use ferry_tests::runtime_api::RuntimeApi;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> Result<()> {
     let f = Fixture::new().await?;
-    let password = ferry_core::password::generate_password();
+    let password = ferry_core::domain::password::generate_password();
     f.put_user(
         "demo",
         Some(&password),

@@ -7,13 +7,12 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use ferry_core::aws::s3::S3Objects;
-use ferry_core::objects::ObjectStore;
-use ferry_core::upload::UploadStore;
-use ferry_core::upload::{
-    NoUserRules, ObjectEvent, SourceAction, UploadConfig, UploadOutcome, process, scan,
-};
-use ferry_core::upload_local::{FileUploads, JsonLines};
+use ferry_core::adapters::aws::s3::S3Objects;
+use ferry_core::adapters::local::uploads::{FileUploads, JsonLines};
+use ferry_core::app::uploads::{UploadOutcome, process, scan};
+use ferry_core::domain::upload_event::ObjectEvent;
+use ferry_core::domain::upload_rules::{SourceAction, UploadConfig};
+use ferry_core::ports::{NoUserRules, ObjectStore, UploadStore};
 use ferry_tests::Fixture;
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -4,7 +4,7 @@ use aws_sdk_iam::Client;
 use aws_sdk_iam::error::SdkError;
 use tracing::instrument;
 
-use crate::policy::PolicyDocument;
+use crate::domain::policy::PolicyDocument;
 use crate::ports::{PolicySource, StoreError};
 
 /// Reads the default version of managed policies.

@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
 use tracing::instrument;
 
+use crate::domain::user::UserRecord;
+use crate::domain::username::Username;
 use crate::ports::{
     LegacyUser, LegacyUsers, SaltUsage, StoreError, UserAdmin, UserPage, UserStore,
 };
-use crate::user::UserRecord;
-use crate::username::Username;
 
 /// Users in a DynamoDB table keyed by `username`.
 #[derive(Debug, Clone)]
@@ -472,7 +472,7 @@ fn json_to_attr(v: &Value) -> AttributeValue {
     }
 }
 
-impl crate::validator::VerdictWriter for DynamoUserStore {
+impl crate::ports::VerdictWriter for DynamoUserStore {
     #[instrument(skip(self, seen), fields(table = %self.table))]
     async fn write_verdict(
         &self,
@@ -526,9 +526,12 @@ impl crate::validator::VerdictWriter for DynamoUserStore {
     }
 }
 
-impl crate::upload::RulesSource for DynamoUserStore {
-    async fn rules_for(&self, user: &str) -> Result<Option<crate::upload::UserRules>, StoreError> {
-        crate::upload::rules_of(self, user).await
+impl crate::ports::RulesSource for DynamoUserStore {
+    async fn rules_for(
+        &self,
+        user: &str,
+    ) -> Result<Option<crate::domain::upload_rules::UserRules>, StoreError> {
+        crate::ports::rules_of(self, user).await
     }
 }
 

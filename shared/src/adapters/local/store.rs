@@ -1,16 +1,5 @@
-//! The local stack's embedded backends: users in SQLite, the salt keyring in a file, policies as
-//! JSON files, all in one data folder. They implement the same ports as the AWS adapters, so the
-//! authenticator runs unchanged.
-//!
-//! Layout of the data folder (`.ferry/` by default):
-//! - `ferry.db`: SQLite in WAL mode, table `users(username PRIMARY KEY, record)` holding each
-//!   record as the data model's JSON. WAL and a busy timeout let `ferry … --local` write while
-//!   `ferry up` reads; every login reads the current row.
-//! - `keyring.json`: the keyring's SecretString (mode 0600).
-//! - `policies/<name>.json`: managed policies, known as `arn:aws:iam::000000000000:policy/<name>`.
-//! - `objects/<bucket>/<key>`: object storage (used by `ferry up`).
-//! - `rotation.json` (mode 0600): the keyring's version id and, during `ferry salt rotate
-//!   --local`, the pending version, so the rotation runs the same four steps as on AWS.
+//! Users in SQLite, the salt keyring in a file, policies as JSON files: the same ports as the AWS
+//! adapters over the data folder, so the authenticator runs unchanged.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -21,14 +10,14 @@ use rand_core::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use crate::keyring::Keyring;
-use crate::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
+use crate::domain::keyring::Keyring;
+use crate::domain::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
+use crate::domain::user::UserRecord;
+use crate::domain::username::Username;
 use crate::ports::{
     PolicySource, RotatingSecret, SaltSource, SecretState, StoreError, UserAdmin, UserPage,
     UserStore,
 };
-use crate::user::UserRecord;
-use crate::username::Username;
 
 /// The account id local policy ARNs use.
 pub const LOCAL_ACCOUNT: &str = "000000000000";
@@ -156,9 +145,12 @@ impl UserStore for LocalStore {
     }
 }
 
-impl crate::upload::RulesSource for LocalStore {
-    async fn rules_for(&self, user: &str) -> Result<Option<crate::upload::UserRules>, StoreError> {
-        crate::upload::rules_of(self, user).await
+impl crate::ports::RulesSource for LocalStore {
+    async fn rules_for(
+        &self,
+        user: &str,
+    ) -> Result<Option<crate::domain::upload_rules::UserRules>, StoreError> {
+        crate::ports::rules_of(self, user).await
     }
 }
 
@@ -468,7 +460,7 @@ mod tests {
         let alice = Username::parse("alice").unwrap();
         assert_eq!(
             store.get_user(&alice).await.unwrap().unwrap().status,
-            crate::user::Status::Disabled
+            crate::domain::user::Status::Disabled
         );
         for i in 0..150 {
             store

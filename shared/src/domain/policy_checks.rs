@@ -5,9 +5,9 @@
 
 use serde_json::Value;
 
-use crate::access::{Request, SessionPolicy, SessionVariables, Verdict, wildcard};
-use crate::policy::{MAX_SESSION_POLICY_CHARS, PolicyDocument};
-use crate::user::{Home, MappingType, UserRecord};
+use crate::domain::access::{Request, SessionPolicy, SessionVariables, Verdict, wildcard};
+use crate::domain::policy::{MAX_SESSION_POLICY_CHARS, PolicyDocument};
+use crate::domain::user::{Home, MappingType, UserRecord};
 
 /// What the record checks allow beyond the policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -398,7 +398,7 @@ pub fn simulate(doc: &str, user: &UserRecord) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::CANONICAL_SCOPE_DOWN;
+    use crate::domain::policy::CANONICAL_SCOPE_DOWN;
 
     fn user(extra: Value) -> UserRecord {
         let mut base = serde_json::json!({

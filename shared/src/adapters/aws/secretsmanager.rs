@@ -6,7 +6,7 @@ use aws_sdk_secretsmanager::error::SdkError;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use tracing::instrument;
 
-use crate::keyring::Keyring;
+use crate::domain::keyring::Keyring;
 use crate::ports::{RotatingSecret, SaltSource, SecretState, StoreError};
 
 /// Reads the keyring secret.

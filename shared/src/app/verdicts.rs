@@ -6,16 +6,14 @@
 //! fields (`status`, `statusReason`, `validatedAt`) are not among them, so the validator's writes
 //! never make it run again.
 
-use std::future::Future;
-
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
-use crate::auth::error_chain;
-use crate::aws::dynamodb::image_to_json;
-use crate::ports::{PolicySource, StoreError};
-use crate::user::UserRecord;
-use crate::validate::{RecordRules, check_record, check_user};
+use crate::adapters::aws::dynamodb::image_to_json;
+use crate::domain::policy_checks::{RecordRules, check_record, check_user};
+use crate::domain::user::UserRecord;
+use crate::ports::error_chain;
+use crate::ports::{Alerts, PolicySource, StoreError, VerdictWriter};
 
 /// The attributes whose change is validated.
 pub const VALIDATED_FIELDS: [&str; 9] = [
@@ -29,31 +27,6 @@ pub const VALIDATED_FIELDS: [&str; 9] = [
     "allowedIps",
     "posixProfile",
 ];
-
-/// Writes a verdict back to the users table.
-pub trait VerdictWriter: Send + Sync {
-    /// Sets `statusReason` and `validatedAt` (and `status` when given) only if every field of
-    /// `seen` still holds the wire-format value it had in the validated image (`None`: absent).
-    /// `Ok(false)` when a newer change got there first.
-    fn write_verdict(
-        &self,
-        username: &str,
-        seen: &[(&'static str, Option<Value>)],
-        status: Option<&str>,
-        reason: &str,
-        at: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-/// Sends an operator alert (SNS on AWS).
-pub trait Alerts: Send + Sync {
-    fn alert(
-        &self,
-        subject: &str,
-        message: &Value,
-        attributes: &[(&str, &str)],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
 
 /// What happened to one stream record.
 #[derive(Debug, Clone, PartialEq, Eq)]

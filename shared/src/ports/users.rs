@@ -1,33 +1,11 @@
-//! The capabilities the core needs from the outside world, one small trait each. AWS adapters
-//! live in [`crate::aws`]; the local stack brings embedded ones.
+//! The users table: the reads and writes a login makes, administration, the salt-version index
+//! and the seed design's legacy table.
 
 use std::future::Future;
 
-use crate::keyring::Keyring;
-use crate::policy::PolicyDocument;
-use crate::user::UserRecord;
-use crate::username::Username;
-
-/// Any error an adapter's underlying client produced.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Why a store could not answer. Expected outcomes (no such user) are values, not errors.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The service failed (network, throttling, missing table, credentials…).
-    #[error("{what} is unavailable")]
-    Unavailable {
-        what: &'static str,
-        #[source]
-        source: BoxError,
-    },
-    /// The service answered, but what it holds cannot be used.
-    #[error("{0}")]
-    Malformed(String),
-    /// The thing asked for does not exist (a policy ARN, a secret).
-    #[error("{0} does not exist")]
-    NotFound(String),
-}
+use super::StoreError;
+use crate::domain::user::UserRecord;
+use crate::domain::username::Username;
 
 /// Parses a record as a store read it: `None` stays `None`, a record that breaks the data model is
 /// [`StoreError::Malformed`]. Shared by every store so they all judge records alike.
@@ -114,50 +92,6 @@ pub trait SaltUsage: Send + Sync {
     fn count(&self, version: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// A secret's versions and their staging labels, as DescribeSecret tells them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SecretState {
-    pub rotation_enabled: bool,
-    /// Version id to its staging labels.
-    pub stages: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-/// One secret under rotation (Secrets Manager, or the local stack's keyring file).
-pub trait RotatingSecret: Send + Sync {
-    fn describe(&self) -> impl Future<Output = Result<SecretState, StoreError>> + Send;
-    /// The value at `stage` (and `version_id` when given); `None` when there is no such version.
-    fn value(
-        &self,
-        stage: &str,
-        version_id: Option<&str>,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-    /// Stores `value` as version `token`, staged AWSPENDING.
-    fn put_pending(
-        &self,
-        token: &str,
-        value: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Moves AWSCURRENT from version `previous` to version `token`.
-    fn make_current(
-        &self,
-        token: &str,
-        previous: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// Reads the salt keyring (its current stage only).
-pub trait SaltSource: Send + Sync {
-    fn load_keyring(&self) -> impl Future<Output = Result<Keyring, StoreError>> + Send;
-}
-
-/// Reads the default version of a managed policy.
-pub trait PolicySource: Send + Sync {
-    fn load_policy(
-        &self,
-        arn: &str,
-    ) -> impl Future<Output = Result<PolicyDocument, StoreError>> + Send;
-}
-
 /// One page of a user listing.
 #[derive(Debug, Clone, Default)]
 pub struct UserPage {
@@ -198,8 +132,8 @@ pub trait UserAdmin: Send + Sync {
     ) -> impl Future<Output = Result<UserPage, StoreError>> + Send;
 }
 
-// Borrowed adapters are adapters too: one store can serve several roles (the local data folder
-// is user store, keyring and policy source at once).
+// Borrowed and shared adapters are adapters too: one store can serve several roles (the local
+// data folder is user store, keyring and policy source at once).
 impl<T: UserStore + ?Sized> UserStore for &T {
     fn get_user(
         &self,
@@ -224,18 +158,27 @@ impl<T: UserStore + ?Sized> UserStore for &T {
     }
 }
 
-impl<T: SaltSource + ?Sized> SaltSource for &T {
-    fn load_keyring(&self) -> impl Future<Output = Result<Keyring, StoreError>> + Send {
-        (**self).load_keyring()
-    }
-}
-
-impl<T: PolicySource + ?Sized> PolicySource for &T {
-    fn load_policy(
+impl<T: UserStore + ?Sized> UserStore for std::sync::Arc<T> {
+    fn get_user(
         &self,
-        arn: &str,
-    ) -> impl Future<Output = Result<PolicyDocument, StoreError>> + Send {
-        (**self).load_policy(arn)
+        username: &Username,
+    ) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
+        (**self).get_user(username)
+    }
+    fn replace_hash(
+        &self,
+        username: &Username,
+        old_hash: &str,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).replace_hash(username, old_hash, new_hash, salt_version)
+    }
+    fn create_user(
+        &self,
+        record: &serde_json::Value,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).create_user(record)
     }
 }
 
@@ -264,44 +207,5 @@ impl<T: UserAdmin + ?Sized> UserAdmin for &T {
         start: Option<String>,
     ) -> impl Future<Output = Result<UserPage, StoreError>> + Send {
         (**self).list_users(start)
-    }
-}
-
-impl<T: UserStore + ?Sized> UserStore for std::sync::Arc<T> {
-    fn get_user(
-        &self,
-        username: &Username,
-    ) -> impl Future<Output = Result<Option<UserRecord>, StoreError>> + Send {
-        (**self).get_user(username)
-    }
-    fn replace_hash(
-        &self,
-        username: &Username,
-        old_hash: &str,
-        new_hash: &str,
-        salt_version: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).replace_hash(username, old_hash, new_hash, salt_version)
-    }
-    fn create_user(
-        &self,
-        record: &serde_json::Value,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).create_user(record)
-    }
-}
-
-impl<T: SaltSource + ?Sized> SaltSource for std::sync::Arc<T> {
-    fn load_keyring(&self) -> impl Future<Output = Result<Keyring, StoreError>> + Send {
-        (**self).load_keyring()
-    }
-}
-
-impl<T: PolicySource + ?Sized> PolicySource for std::sync::Arc<T> {
-    fn load_policy(
-        &self,
-        arn: &str,
-    ) -> impl Future<Output = Result<PolicyDocument, StoreError>> + Send {
-        (**self).load_policy(arn)
     }
 }

@@ -14,9 +14,9 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tracing::{instrument, warn};
 
-use crate::objects::{Entry, Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore};
 use crate::ports::StoreError;
-use crate::upload::{BodyStream, CopyRequest, CopyResult, Head, UploadStore};
+use crate::ports::{BodyStream, CopyRequest, CopyResult, Head, UploadStore};
+use crate::ports::{Entry, Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore};
 
 /// Uploads above this go multipart (PutObject alone stops at 5 GiB).
 const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;

@@ -200,3 +200,17 @@ fn eventbridge(e: &Value) -> Delivered {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_decoded_as_forms_not_as_paths() {
+        assert_eq!(decode_key("red+flower.jpg").unwrap(), "red flower.jpg");
+        assert_eq!(decode_key("a%2Bb.txt").unwrap(), "a+b.txt");
+        assert_eq!(decode_key("100%25.txt").unwrap(), "100%.txt");
+        assert_eq!(decode_key("%C3%BC.txt").unwrap(), "ü.txt");
+        assert!(decode_key("%FF%FE").is_none());
+    }
+}

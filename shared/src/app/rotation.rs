@@ -1,7 +1,7 @@
 //! Salt rotation: Secrets Manager's four-step protocol for the salt keyring. Rotating the salt is
 //! versioning: the new keyring adds a fresh salt as current and keeps every older salt some user's
 //! hash still uses (the current and the previous always), so no user is ever locked out; users
-//! move to the new salt as they log in (see [`crate::auth`]).
+//! move to the new salt as they log in (see [`crate::app::login`]).
 //!
 //! Every step first checks the secret (rotation enabled, token known, already current is a no-op,
 //! not pending is an error), is safe to repeat, and changes nothing when it fails.
@@ -13,8 +13,8 @@ use rand_core::RngCore;
 use serde_json::Value;
 use tracing::info;
 
-use crate::keyring::Keyring;
-use crate::password::{Password, Verifier, hash_password, pepper};
+use crate::domain::keyring::Keyring;
+use crate::domain::password::{Password, Verifier, hash_password, pepper};
 use crate::ports::{RotatingSecret, SaltUsage, StoreError};
 
 pub const AWSCURRENT: &str = "AWSCURRENT";
@@ -138,7 +138,7 @@ impl<U: SaltUsage, L: crate::ports::LegacyUsers> SaltUsage for WithLegacy<U, L> 
         if self.users.in_use(version).await? {
             return Ok(true);
         }
-        Ok(version == crate::keyring::LEGACY_VERSION
+        Ok(version == crate::domain::keyring::LEGACY_VERSION
             && self.legacy.enabled()
             && self.legacy.count().await? > 0)
     }

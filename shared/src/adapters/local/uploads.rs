@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::objects::{FileObjects, ObjectError};
+use crate::adapters::local::objects::FileObjects;
+use crate::ports::ObjectError;
 use crate::ports::StoreError;
-use crate::upload::{BodyStream, CopyRequest, CopyResult, Head, Notifier, UploadStore};
+use crate::ports::{BodyStream, CopyRequest, CopyResult, Head, Notifier, UploadStore};
 
 /// Chunk size of a local read.
 const CHUNK: usize = 256 * 1024;

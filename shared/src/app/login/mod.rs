@@ -11,21 +11,26 @@
 //! rotation never fails. With a legacy table configured, a password login that would be denied
 //! also looks up the seed design's key, and a hit migrates the user.
 
+pub mod migration;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tracing::{info, warn};
 
-use sha2::{Digest, Sha256};
-
-use crate::keyring::{Keyring, LEGACY_VERSION};
-use crate::password::{DUMMY_HASH, Password, Verifier, hash_password, needs_rehash, pepper};
-use crate::policy::{PolicyDocument, PolicyError};
-use crate::ports::{LegacyUsers, NoLegacy, PolicySource, SaltSource, StoreError, UserStore};
-use crate::transfer::{AuthRequest, AuthResponse, Credential, Partial, read_event, render};
-use crate::user::{Home, Status, UserRecord};
+use crate::app::now_epoch;
+use crate::domain::keyring::Keyring;
+use crate::domain::password::{
+    DUMMY_HASH, Password, Verifier, hash_password, needs_rehash, pepper,
+};
+use crate::domain::policy::{PolicyDocument, PolicyError};
+use crate::domain::transfer::{AuthRequest, AuthResponse, Credential, Partial, read_event, render};
+use crate::domain::user::{Home, Status, UserRecord};
+use crate::ports::{
+    LegacyUsers, NoLegacy, PolicySource, SaltSource, StoreError, UserStore, error_chain,
+};
 
 /// Why a login was refused. Logged, never shown to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,88 +358,6 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
         }
     }
 
-    /// A password login judged by the users table alone, for a user that a concurrent login has
-    /// just migrated.
-    async fn judge_stored(&self, req: &AuthRequest, password: &Password) -> Decision {
-        match self.check_password(req, password).await {
-            Ok((user, _)) => match restriction_denial(&user, req) {
-                Some(denied) => Decision::Deny(denied),
-                None => self.respond(&user, None).await,
-            },
-            Err((reason, _)) => Decision::Deny(reason),
-        }
-    }
-
-    /// The seed design's lookup for a denied password login; a hit for an unknown user migrates
-    /// that user and answers the login. `None`: the denial stands.
-    async fn migrate(
-        &self,
-        req: &AuthRequest,
-        password: &Password,
-        keyring: &Keyring,
-        reason: DenyReason,
-    ) -> Option<Decision> {
-        let salt = keyring.salt(LEGACY_VERSION)?;
-        let key = legacy_key(salt, password, req.username.as_str());
-        let found = match self.legacy.find(&key).await {
-            Ok(found) => found,
-            Err(e) => {
-                log_store_error(&e, "legacy lookup failed");
-                return None;
-            }
-        };
-        // Only an unknown user migrates: a user already in the table is judged there.
-        let Some(legacy) = found.filter(|l| l.username == req.username.as_str()) else {
-            // A concurrent first login may have migrated this user, and removed the item, between
-            // our read of the users table and this lookup. Read again, on every miss so that
-            // denials keep one timing, and judge an unknown user that now exists by what is
-            // stored; otherwise a right password would be refused.
-            let now = self.users.get_user(&req.username).await;
-            if reason == DenyReason::UnknownUser && matches!(now, Ok(Some(_))) {
-                info!(username = %req.username, "user migrated by a concurrent login; judged again");
-                return Some(self.judge_stored(req, password).await);
-            }
-            return None;
-        };
-        if reason != DenyReason::UnknownUser {
-            return None;
-        }
-        let hash = self.hash_current(password, keyring).await?;
-        let record = serde_json::json!({
-            "username": legacy.username,
-            "bucket": legacy.bucket,
-            "home": legacy.home,
-            "iamPolicyArn": legacy.policy_arn,
-            "passwordHash": hash,
-            "saltVersion": keyring.current_version(),
-            "status": "active",
-        });
-        let user = match UserRecord::from_json(record.clone()) {
-            Ok(u) => u,
-            Err(e) => {
-                warn!(username = %req.username, error = %e, "legacy user cannot be migrated");
-                return Some(Decision::Deny(DenyReason::InvalidRecord));
-            }
-        };
-        let decision = match self.users.create_user(&record).await {
-            Ok(true) => {
-                info!(username = %req.username, salt_version = keyring.current_version(), "legacy user migrated");
-                if let Some(denied) = restriction_denial(&user, req) {
-                    Decision::Deny(denied)
-                } else {
-                    self.respond(&user, None).await
-                }
-            }
-            // A concurrent login migrated this user first: judge by what is stored now.
-            Ok(false) => self.judge_stored(req, password).await,
-            Err(e) => return Some(store_denial(e, "writing the migrated user failed")),
-        };
-        if let Err(e) = self.legacy.remove(&key).await {
-            log_store_error(&e, "removing the migrated legacy item failed");
-        }
-        Some(decision)
-    }
-
     async fn key_login(&self, req: &AuthRequest) -> Decision {
         let user = match self.users.get_user(&req.username).await {
             Err(e) => return store_denial(e, "user lookup failed"),
@@ -536,16 +459,6 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
     }
 }
 
-/// The seed design's partition key: lowercase hex SHA-256(salt ‖ password ‖ username).
-pub fn legacy_key(salt: &str, password: &Password, username: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(salt.as_bytes())
-        .chain_update(password.expose().as_bytes())
-        .chain_update(username.as_bytes())
-        .finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Status and expiry: these refuse every kind of login.
 fn account_denial(user: &UserRecord) -> Option<DenyReason> {
     match user.status {
@@ -584,18 +497,6 @@ fn log_store_error(e: &StoreError, context: &'static str) {
     warn!(error = %chain, "{context}");
 }
 
-/// An error and its sources on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 fn flow_name(c: &Credential) -> &'static str {
     match c {
         Credential::Password(_) => "password",
@@ -626,12 +527,4 @@ fn audit(decision: &Decision, p: &Partial, flow: &'static str, latency: Duration
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned cache is still a valid cache: nothing is half-written under these locks.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Seconds since the epoch (0 if the clock is before 1970, which cannot make anything unexpire
-/// that has a real expiry).
-pub fn now_epoch() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

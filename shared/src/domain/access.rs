@@ -326,7 +326,7 @@ pub fn wildcard(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::CANONICAL_SCOPE_DOWN;
+    use crate::domain::policy::CANONICAL_SCOPE_DOWN;
 
     fn alice() -> SessionVariables {
         SessionVariables::for_home("/ferry-local/home/alice", "alice")

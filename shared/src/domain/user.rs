@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::transfer::Protocol;
-use crate::username::Username;
+use crate::domain::protocol::Protocol;
+use crate::domain::username::Username;
 
 /// Longest `HomeDirectory`, `Entry` or `Target` Transfer Family accepts.
 pub const MAX_PATH_CHARS: usize = 1024;

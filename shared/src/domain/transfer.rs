@@ -2,16 +2,16 @@
 //! validated into an [`AuthRequest`] at the boundary, and the response in the caller's shape.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 
 use base64::Engine;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::password::{MAX_PASSWORD_BYTES, Password, PasswordError};
-use crate::user::{Mapping, PosixProfile};
-use crate::username::{Username, UsernameError};
+use crate::domain::password::{MAX_PASSWORD_BYTES, Password, PasswordError};
+use crate::domain::protocol::Protocol;
+use crate::domain::user::{Mapping, PosixProfile};
+use crate::domain::username::{Username, UsernameError};
 
 /// The request headers that carry the password behind API Gateway, in the order they are read:
 /// newer Transfer templates send it base64-encoded, older ones as it is. Whatever logs requests
@@ -22,41 +22,6 @@ pub const PASSWORD_HEADERS: [&str; 2] = ["PasswordBase64", "Password"];
 pub const QUERY_PROTOCOL: &str = "protocol";
 /// The client's address: the only place it appears, since the call itself comes from Transfer.
 pub const QUERY_SOURCE_IP: &str = "sourceIp";
-
-/// The file transfer protocol of a login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Protocol {
-    Sftp,
-    Ftps,
-    Ftp,
-}
-
-impl Protocol {
-    /// Parses `SFTP`, `FTPS` or `FTP` (any case).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_uppercase().as_str() {
-            "SFTP" => Some(Self::Sftp),
-            "FTPS" => Some(Self::Ftps),
-            "FTP" => Some(Self::Ftp),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sftp => "SFTP",
-            Self::Ftps => "FTPS",
-            Self::Ftp => "FTP",
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How the login proves identity: a password, or (no password) an SSH key the server checks
 /// against the `PublicKeys` we return.

@@ -6,8 +6,8 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use serde_json::Value;
 use tracing::{instrument, warn};
 
+use crate::ports::Alerts;
 use crate::ports::StoreError;
-use crate::validator::Alerts;
 
 /// Publishes to one topic; with no topic configured, alerts go to the log only.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ impl Alerts for SnsAlerts {
     }
 }
 
-impl crate::upload::Notifier for SnsAlerts {
+impl crate::ports::Notifier for SnsAlerts {
     async fn notify(&self, message: &Value, attributes: &[(&str, &str)]) -> Result<(), StoreError> {
         self.alert("ferry: upload processed", message, attributes)
             .await

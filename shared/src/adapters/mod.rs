@@ -1,0 +1,8 @@
+//! Adapters: the ports implemented over real technology. `aws` over the AWS SDK (one cargo
+//! feature per service), `local` over the data folder of `ferry up` and `--local`, `logging` the
+//! Lambda log set-up.
+
+pub mod aws;
+pub mod local;
+#[cfg(feature = "logging")]
+pub mod logging;
