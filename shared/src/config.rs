@@ -127,7 +127,7 @@ impl AuthConfig {
                 }),
         };
         let default_role_arn = required("DEFAULT_ROLE_ARN")?;
-        if !default_role_arn.starts_with("arn:") || !default_role_arn.contains(":role/") {
+        if crate::domain::arn::Arn::iam_role(&default_role_arn).is_err() {
             return Err(ConfigError::Invalid {
                 name: "DEFAULT_ROLE_ARN",
                 reason: "not an IAM role ARN",

@@ -12,6 +12,10 @@
 //! variable never matches, and a Deny statement using one always does. No evaluator crate on
 //! crates.io covered the Transfer variables and this fail-closed rule, so it is written here and
 //! tested case by case against AWS's documented evaluation logic.
+//!
+//! Two readers here are shared with the policy validator (`policy_checks`), so that a policy
+//! means the same to both: [`read_statements`] reads the JSON shape of the statements once, and
+//! [`pieces`] finds the `${…}` variables in a string.
 
 use serde_json::Value;
 
@@ -39,17 +43,108 @@ impl SessionVariables {
         }
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
-        match name {
-            "transfer:HomeBucket" => Some(&self.home_bucket),
-            "transfer:HomeDirectory" => Some(&self.home_directory),
-            "transfer:HomeFolder" => Some(&self.home_folder),
-            "transfer:UserName" => Some(&self.user_name),
-            "*" => Some("*"),
-            "?" => Some("?"),
-            "$" => Some("$"),
-            _ => None,
+    /// What a known variable stands for in this session.
+    pub fn value(&self, var: KnownVariable) -> &str {
+        match var {
+            KnownVariable::HomeBucket => &self.home_bucket,
+            KnownVariable::HomeDirectory => &self.home_directory,
+            KnownVariable::HomeFolder => &self.home_folder,
+            KnownVariable::UserName => &self.user_name,
+            KnownVariable::Star => "*",
+            KnownVariable::Question => "?",
+            KnownVariable::Dollar => "$",
         }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        KnownVariable::from_name(name).map(|v| self.value(v))
+    }
+}
+
+/// The variables the evaluator knows: Transfer's four and IAM's three escapes. Any other name
+/// fails closed here and is refused by the validator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownVariable {
+    HomeBucket,
+    HomeDirectory,
+    HomeFolder,
+    UserName,
+    /// `${*}`
+    Star,
+    /// `${?}`
+    Question,
+    /// `${$}`
+    Dollar,
+}
+
+impl KnownVariable {
+    /// The variable named between `${` and `}`; names are case-sensitive, as in IAM.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "transfer:HomeBucket" => Self::HomeBucket,
+            "transfer:HomeDirectory" => Self::HomeDirectory,
+            "transfer:HomeFolder" => Self::HomeFolder,
+            "transfer:UserName" => Self::UserName,
+            "*" => Self::Star,
+            "?" => Self::Question,
+            "$" => Self::Dollar,
+            _ => return None,
+        })
+    }
+
+    /// `${*}`, `${?}` and `${$}`: IAM's escapes, not session values.
+    pub fn is_escape(self) -> bool {
+        matches!(self, Self::Star | Self::Question | Self::Dollar)
+    }
+}
+
+/// A piece of a string that may hold `${…}` policy variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Text outside any `${…}`; never empty.
+    Text(&'a str),
+    /// The name between `${` and the first `}` after it. IAM has no nesting, so in
+    /// `${a${b}}` the name is `a${b` (and a `}` text follows); `${}` gives the empty name.
+    Variable(&'a str),
+    /// A `${` with no `}` after it: what follows the `${`, to the end of the string.
+    Unterminated(&'a str),
+}
+
+/// The pieces of `s`, in order: the one scanner of `${…}` for the evaluator and the validator.
+pub fn pieces(s: &str) -> Pieces<'_> {
+    Pieces { rest: s }
+}
+
+/// The iterator of [`pieces`].
+#[derive(Debug, Clone)]
+pub struct Pieces<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let Some(after) = self.rest.strip_prefix("${") else {
+            let end = self.rest.find("${").unwrap_or(self.rest.len());
+            // `find` returns the start of the ASCII `${`, a character boundary.
+            let (text, rest) = self.rest.split_at(end);
+            self.rest = rest;
+            return Some(Piece::Text(text));
+        };
+        Some(match after.split_once('}') {
+            Some((name, rest)) => {
+                self.rest = rest;
+                Piece::Variable(name)
+            }
+            None => {
+                self.rest = "";
+                Piece::Unterminated(after)
+            }
+        })
     }
 }
 
@@ -80,21 +175,162 @@ pub enum AccessError {
     Json(String),
     #[error("policy has no Statement")]
     NoStatement,
+    /// The statement's index (from 0) and what is wrong with it.
     #[error("statement {0}: {1}")]
     Statement(usize, &'static str),
+}
+
+/// A statement's `Effect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// `Action` or `NotAction` (`negated`), `Resource` or `NotResource`: a string or a list of
+/// strings in the JSON, always a list here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patterns {
+    pub patterns: Vec<String>,
+    pub negated: bool,
+}
+
+/// One key of a `Condition` block, as written: `{"<operator>": {"<key>": <values>}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionEntry {
+    /// `StringLike`, `StringEqualsIfExists`, … (unknown operators are kept, to fail closed).
+    pub operator: String,
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// One statement as written, variables not substituted: the JSON shape read once, for the
+/// evaluator and the validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub effect: Effect,
+    pub action: Patterns,
+    /// `None` when the statement has neither `Resource` nor `NotResource` (the evaluator then
+    /// takes `*`; the validator refuses it).
+    pub resource: Option<Patterns>,
+    pub conditions: Vec<ConditionEntry>,
+    /// `Principal` or `NotPrincipal` when the statement has one: the evaluator ignores it (a
+    /// session policy has no principal to match), the validator refuses it.
+    pub principal: Option<&'static str>,
+}
+
+/// The statements of a policy document (`Statement` may be one object or a list of them).
+pub fn read_statements(json: &str) -> Result<Vec<Statement>, AccessError> {
+    let doc: Value = serde_json::from_str(json).map_err(|e| AccessError::Json(e.to_string()))?;
+    let statements = match doc.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(single @ Value::Object(_)) => vec![single],
+        _ => return Err(AccessError::NoStatement),
+    };
+    statements
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| read_statement(s).map_err(|why| AccessError::Statement(i, why)))
+        .collect()
+}
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned)).collect(),
+        _ => None,
+    }
+}
+
+/// Which of a pair of keys (`Action`/`NotAction`, `Resource`/`NotResource`) the statement has,
+/// as a list. `Err`: it has both, or the value is not a string or a list of strings.
+fn pair(
+    s: &Value,
+    [name, not_name]: [&str; 2],
+    both: &'static str,
+    [not_strings, not_strings_negated]: [&'static str; 2],
+) -> Result<Option<Patterns>, &'static str> {
+    let (value, negated) = match (s.get(name), s.get(not_name)) {
+        (Some(v), None) => (v, false),
+        (None, Some(v)) => (v, true),
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => return Err(both),
+    };
+    let patterns = strings(value).ok_or(if negated {
+        not_strings_negated
+    } else {
+        not_strings
+    })?;
+    Ok(Some(Patterns { patterns, negated }))
+}
+
+fn read_statement(s: &Value) -> Result<Statement, &'static str> {
+    let effect = match s.get("Effect").and_then(Value::as_str) {
+        Some("Allow") => Effect::Allow,
+        Some("Deny") => Effect::Deny,
+        _ => return Err("Effect must be Allow or Deny"),
+    };
+    const ONE_ACTION: &str = "exactly one of Action and NotAction is required";
+    let action = pair(
+        s,
+        ["Action", "NotAction"],
+        ONE_ACTION,
+        [
+            "Action must be a string or a list of strings",
+            "NotAction must be a string or a list of strings",
+        ],
+    )?
+    .ok_or(ONE_ACTION)?;
+    let resource = pair(
+        s,
+        ["Resource", "NotResource"],
+        "Resource and NotResource are mutually exclusive",
+        [
+            "Resource must be a string or a list of strings",
+            "NotResource must be a string or a list of strings",
+        ],
+    )?;
+    let mut conditions = Vec::new();
+    if let Some(block) = s.get("Condition") {
+        let block = block.as_object().ok_or("Condition must be an object")?;
+        for (operator, keys) in block {
+            let keys = keys
+                .as_object()
+                .ok_or("a condition operator must map keys to values")?;
+            for (key, values) in keys {
+                conditions.push(ConditionEntry {
+                    operator: operator.clone(),
+                    key: key.clone(),
+                    values: strings(values).ok_or("condition values must be strings")?,
+                });
+            }
+        }
+    }
+    let principal = ["Principal", "NotPrincipal"]
+        .into_iter()
+        .find(|k| s.get(*k).is_some());
+    Ok(Statement {
+        effect,
+        action,
+        resource,
+        conditions,
+        principal,
+    })
 }
 
 /// A parsed session policy, ready to evaluate many requests.
 #[derive(Debug, Clone)]
 pub struct SessionPolicy {
-    statements: Vec<Statement>,
+    rules: Vec<Rule>,
 }
 
+/// A statement ready to evaluate: variables substituted, condition operators resolved.
 #[derive(Debug, Clone)]
-struct Statement {
+struct Rule {
     allow: bool,
     actions: Vec<String>,
     not_action: bool,
+    /// `None`: the pattern holds an unknown or unterminated variable.
     resources: Vec<Option<String>>,
     not_resource: bool,
     conditions: Vec<Condition>,
@@ -119,25 +355,17 @@ enum Op {
 impl SessionPolicy {
     /// Parses `json` and substitutes the session variables.
     pub fn parse(json: &str, vars: &SessionVariables) -> Result<Self, AccessError> {
-        let doc: Value =
-            serde_json::from_str(json).map_err(|e| AccessError::Json(e.to_string()))?;
-        let statements = match doc.get("Statement") {
-            Some(Value::Array(list)) => list.clone(),
-            Some(single @ Value::Object(_)) => vec![single.clone()],
-            _ => return Err(AccessError::NoStatement),
-        };
-        let statements = statements
+        let rules = read_statements(json)?
             .iter()
-            .enumerate()
-            .map(|(i, s)| parse_statement(s, vars).map_err(|why| AccessError::Statement(i, why)))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { statements })
+            .map(|s| Rule::new(s, vars))
+            .collect();
+        Ok(Self { rules })
     }
 
     /// IAM's order: an explicit deny anywhere wins, then an allow, else the default deny.
     pub fn evaluate(&self, req: &Request<'_>) -> Verdict {
         let matching = |allow: bool| {
-            self.statements
+            self.rules
                 .iter()
                 .filter(move |s| s.allow == allow)
                 .any(|s| s.matches(req))
@@ -152,98 +380,60 @@ impl SessionPolicy {
     }
 }
 
-fn strings(v: &Value) -> Option<Vec<String>> {
-    match v {
-        Value::String(s) => Some(vec![s.clone()]),
-        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned)).collect(),
-        _ => None,
-    }
-}
-
-fn parse_statement(s: &Value, vars: &SessionVariables) -> Result<Statement, &'static str> {
-    let allow = match s.get("Effect").and_then(Value::as_str) {
-        Some("Allow") => true,
-        Some("Deny") => false,
-        _ => return Err("Effect must be Allow or Deny"),
-    };
-    let (actions, not_action) = match (s.get("Action"), s.get("NotAction")) {
-        (Some(a), None) => (
-            strings(a).ok_or("Action must be a string or a list of strings")?,
-            false,
-        ),
-        (None, Some(a)) => (
-            strings(a).ok_or("NotAction must be a string or a list of strings")?,
-            true,
-        ),
-        _ => return Err("exactly one of Action and NotAction is required"),
-    };
-    let (resources, not_resource) = match (s.get("Resource"), s.get("NotResource")) {
-        (Some(r), None) => (
-            strings(r).ok_or("Resource must be a string or a list of strings")?,
-            false,
-        ),
-        (None, Some(r)) => (
-            strings(r).ok_or("NotResource must be a string or a list of strings")?,
-            true,
-        ),
-        (None, None) => (vec!["*".to_owned()], false),
-        _ => return Err("Resource and NotResource are mutually exclusive"),
-    };
-    let mut conditions = Vec::new();
-    if let Some(block) = s.get("Condition") {
-        let block = block.as_object().ok_or("Condition must be an object")?;
-        for (op_name, keys) in block {
-            let (base, if_exists) = match op_name.strip_suffix("IfExists") {
-                Some(b) => (b, true),
-                None => (op_name.as_str(), false),
-            };
-            let op = match base {
-                "StringEquals" => Some(Op::Equals),
-                "StringNotEquals" => Some(Op::NotEquals),
-                "StringLike" => Some(Op::Like),
-                "StringNotLike" => Some(Op::NotLike),
-                _ => None,
-            };
-            let keys = keys
-                .as_object()
-                .ok_or("a condition operator must map keys to values")?;
-            for (key, values) in keys {
-                let values = strings(values).ok_or("condition values must be strings")?;
-                conditions.push(Condition {
-                    op,
-                    if_exists,
-                    key: key.to_ascii_lowercase(),
-                    values: values.iter().map(|v| substitute(v, vars)).collect(),
-                });
-            }
-        }
-    }
-    Ok(Statement {
-        allow,
-        actions,
-        not_action,
-        resources: resources.iter().map(|r| substitute(r, vars)).collect(),
-        not_resource,
-        conditions,
-    })
-}
-
 /// Replaces `${…}` variables; `None` when one is unknown or unterminated.
 fn substitute(s: &str, vars: &SessionVariables) -> Option<String> {
     let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}')?;
-        out.push_str(vars.get(&after[..end])?);
-        rest = &after[end + 1..];
+    for piece in pieces(s) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Variable(name) => out.push_str(vars.get(name)?),
+            Piece::Unterminated(_) => return None,
+        }
     }
-    out.push_str(rest);
     Some(out)
 }
 
-impl Statement {
+impl Rule {
+    fn new(s: &Statement, vars: &SessionVariables) -> Self {
+        let conditions = s
+            .conditions
+            .iter()
+            .map(|c| {
+                let (base, if_exists) = match c.operator.strip_suffix("IfExists") {
+                    Some(b) => (b, true),
+                    None => (c.operator.as_str(), false),
+                };
+                let op = match base {
+                    "StringEquals" => Some(Op::Equals),
+                    "StringNotEquals" => Some(Op::NotEquals),
+                    "StringLike" => Some(Op::Like),
+                    "StringNotLike" => Some(Op::NotLike),
+                    _ => None,
+                };
+                Condition {
+                    op,
+                    if_exists,
+                    key: c.key.to_ascii_lowercase(),
+                    values: c.values.iter().map(|v| substitute(v, vars)).collect(),
+                }
+            })
+            .collect();
+        // No Resource nor NotResource: every resource.
+        let every = ["*".to_owned()];
+        let (resources, not_resource) = match &s.resource {
+            Some(r) => (r.patterns.as_slice(), r.negated),
+            None => (every.as_slice(), false),
+        };
+        Self {
+            allow: s.effect == Effect::Allow,
+            actions: s.action.patterns.clone(),
+            not_action: s.action.negated,
+            resources: resources.iter().map(|r| substitute(r, vars)).collect(),
+            not_resource,
+            conditions,
+        }
+    }
+
     /// Whether the statement applies. Unknown parts make an Allow not apply and a Deny apply.
     fn matches(&self, req: &Request<'_>) -> bool {
         let fail_closed = !self.allow;
@@ -549,6 +739,125 @@ mod tests {
     }
 
     #[test]
+    fn the_scanner_yields_text_and_variables_in_order() {
+        use Piece::*;
+        let all = |s| pieces(s).collect::<Vec<_>>();
+        assert_eq!(
+            all("arn:aws:s3:::${transfer:HomeBucket}/${*}x"),
+            [
+                Text("arn:aws:s3:::"),
+                Variable("transfer:HomeBucket"),
+                Text("/"),
+                Variable("*"),
+                Text("x")
+            ]
+        );
+        assert_eq!(all(""), []);
+        assert_eq!(all("plain $ {} text"), [Text("plain $ {} text")]);
+        assert_eq!(all("${a}${b}"), [Variable("a"), Variable("b")]);
+    }
+
+    #[test]
+    fn the_scanner_reports_unterminated_nested_and_empty_variables_as_written() {
+        use Piece::*;
+        let all = |s| pieces(s).collect::<Vec<_>>();
+        assert_eq!(
+            all("a/${transfer:Home"),
+            [Text("a/"), Unterminated("transfer:Home")]
+        );
+        assert_eq!(all("${"), [Unterminated("")]);
+        assert_eq!(all("x${}y"), [Text("x"), Variable(""), Text("y")]);
+        // No nesting: the name runs to the first `}`, and the outer `}` is text.
+        assert_eq!(all("${a${b}}"), [Variable("a${b"), Text("}")]);
+        assert_eq!(all("${a}${"), [Variable("a"), Unterminated("")]);
+        assert_eq!(
+            all("h\u{e9}${x}\u{e9}"),
+            [Text("h\u{e9}"), Variable("x"), Text("\u{e9}")]
+        );
+    }
+
+    #[test]
+    fn substitution_fails_on_unknown_nested_empty_or_unterminated_variables() {
+        let v = alice();
+        for bad in [
+            "${aws:username}",
+            "${",
+            "a${transfer:HomeBucket",
+            "${}",
+            "${a${*}}",
+        ] {
+            assert_eq!(substitute(bad, &v), None, "{bad}");
+        }
+        assert_eq!(
+            substitute(
+                "${transfer:HomeBucket}/${transfer:HomeFolder}/${transfer:UserName}",
+                &v
+            )
+            .as_deref(),
+            Some("ferry-local/home/alice/alice")
+        );
+        assert!(
+            KnownVariable::from_name("transfer:homebucket").is_none(),
+            "names are case-sensitive"
+        );
+    }
+
+    #[test]
+    fn statements_are_read_once_with_strings_or_lists_and_variables_left_in_place() {
+        let doc = r#"{"Statement":{"Effect":"Deny","NotAction":"s3:Get*","Resource":["arn:aws:s3:::${transfer:HomeBucket}","*"],"Principal":"*","Condition":{"StringLike":{"s3:prefix":"${transfer:HomeFolder}/*"}}}}"#;
+        let [s] = read_statements(doc).unwrap().try_into().unwrap();
+        assert_eq!(s.effect, Effect::Deny);
+        assert_eq!(
+            s.action,
+            Patterns {
+                patterns: vec!["s3:Get*".into()],
+                negated: true
+            }
+        );
+        assert_eq!(
+            s.resource,
+            Some(Patterns {
+                patterns: vec!["arn:aws:s3:::${transfer:HomeBucket}".into(), "*".into()],
+                negated: false
+            })
+        );
+        assert_eq!(
+            s.conditions,
+            [ConditionEntry {
+                operator: "StringLike".into(),
+                key: "s3:prefix".into(),
+                values: vec!["${transfer:HomeFolder}/*".into()],
+            }]
+        );
+        assert_eq!(s.principal, Some("Principal"));
+        let bare = read_statements(r#"{"Statement":[{"Effect":"Allow","Action":[]}]}"#).unwrap();
+        assert_eq!(bare[0].resource, None);
+        assert!(bare[0].action.patterns.is_empty());
+        assert_eq!(
+            read_statements(
+                r#"{"Statement":[{"Effect":"Allow","Action":"*"},{"Effect":"Allow"}]}"#
+            ),
+            Err(AccessError::Statement(
+                1,
+                "exactly one of Action and NotAction is required"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_statement_without_resource_applies_to_every_resource() {
+        let p = SessionPolicy::parse(
+            r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject"}}"#,
+            &alice(),
+        )
+        .unwrap();
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", "arn:aws:s3:::any/k", &[])),
+            Verdict::Allow
+        );
+    }
+
+    #[test]
     fn malformed_policies_are_errors() {
         for bad in [
             "not json",
@@ -559,6 +868,9 @@ mod tests {
             r#"{"Statement":[{"Effect":"Allow","Action":5}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":"*","Condition":"x"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":"*","Condition":{"StringLike":{"k":[1]}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","NotResource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","NotAction":[1]}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Condition":{"StringLike":"k"}}]}"#,
         ] {
             assert!(SessionPolicy::parse(bad, &alice()).is_err(), "{bad}");
         }

@@ -3,9 +3,11 @@
 //! home, the bucket root and another bucket are not), and the rest of the record (role ARN, home
 //! targets). Pure: fetching the policy and writing the verdict happen at the edges.
 
-use serde_json::Value;
-
-use crate::domain::access::{Request, SessionPolicy, SessionVariables, Verdict, wildcard};
+use crate::domain::access::{
+    AccessError, Effect, KnownVariable, Piece, Request, SessionPolicy, SessionVariables, Statement,
+    Verdict, pieces, read_statements, wildcard,
+};
+use crate::domain::arn::Arn;
 use crate::domain::policy::{MAX_SESSION_POLICY_CHARS, PolicyDocument};
 use crate::domain::user::{Home, MappingType, UserRecord};
 
@@ -42,16 +44,6 @@ const BUCKET_MUTATORS: [&str; 20] = [
     "s3:PutInventoryConfiguration",
 ];
 
-const KNOWN_VARIABLES: [&str; 7] = [
-    "transfer:HomeBucket",
-    "transfer:HomeDirectory",
-    "transfer:HomeFolder",
-    "transfer:UserName",
-    "*",
-    "?",
-    "$",
-];
-
 /// The home a session's variables come from, as the SFTP front door computes it: the PATH home,
 /// or the target of `/` (a chroot), or the first mapping's target.
 pub fn variables_home(user: &UserRecord) -> String {
@@ -64,31 +56,6 @@ pub fn variables_home(user: &UserRecord) -> String {
             .map(|m| m.target.clone())
             .unwrap_or_default(),
     }
-}
-
-/// Whether the policy ARN has IAM's shape: `arn:<partition>:iam::<12 digits>:policy/<path/name>`.
-pub fn policy_arn_ok(arn: &str) -> bool {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(rest)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return false;
-    };
-    partition.starts_with("aws")
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && rest.strip_prefix("policy/").is_some_and(|name| {
-            !name.is_empty()
-                && !name.ends_with('/')
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
-        })
 }
 
 /// All the checks on a record whose policy document is `doc`. `Err` is the first reason found,
@@ -111,22 +78,17 @@ pub fn check_user(
 
 /// Role ARN and home targets.
 pub fn check_record(user: &UserRecord, rules: &RecordRules) -> Result<(), String> {
-    if !policy_arn_ok(&user.policy_arn) {
-        return Err("iamPolicyArn is not an IAM policy ARN".into());
-    }
+    // `UserRecord::from_json` checks both shapes already; checked again because a record's
+    // fields are public, and the validator must not pass a record built some other way.
+    Arn::iam_policy(&user.policy_arn)
+        .map_err(|e| format!("iamPolicyArn is not an IAM policy ARN: {e}"))?;
     if let Some(role) = &user.role_arn {
-        let parsed = role
-            .strip_prefix("arn:aws:iam::")
-            .and_then(|r| r.split_once(":role"))
-            .filter(|(account, path)| {
-                account.len() == 12
-                    && account.bytes().all(|b| b.is_ascii_digit())
-                    && path.starts_with('/')
-                    && path.len() > 1
-            });
-        let Some((account, path)) = parsed else {
-            return Err("roleArn is not an IAM role ARN".into());
-        };
+        let role =
+            Arn::iam_role(role).map_err(|e| format!("roleArn is not an IAM role ARN: {e}"))?;
+        let account = role.account();
+        // Matched against path and name together, as a prefix: `/transfer/` admits every role
+        // under that path, and a longer rule can pin a name prefix too.
+        let path = role.path_and_name();
         if rules.role_account.as_deref().is_some_and(|a| a != account) {
             return Err(format!(
                 "roleArn is outside the allowed account ({account})"
@@ -152,14 +114,6 @@ pub fn check_record(user: &UserRecord, rules: &RecordRules) -> Result<(), String
     Ok(())
 }
 
-fn as_list(v: Option<&Value>) -> Vec<&str> {
-    match v {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// The roots a user's objects may live under: `bucket/home` for PATH homes, every mapping target
 /// for LOGICAL ones (FILE targets exactly).
 fn roots(user: &UserRecord) -> Vec<(String, bool)> {
@@ -180,53 +134,53 @@ fn roots(user: &UserRecord) -> Vec<(String, bool)> {
 /// The static rules: the shape of every statement, checked before any variable is substituted
 /// for the actions and after for the resources.
 pub fn check_static(doc: &str, user: &UserRecord) -> Result<(), String> {
-    // Unknown variables would be left in place by Transfer and match nothing, or worse.
-    let mut rest = doc;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "policy has an unterminated ${".to_owned())?;
-        let name = &after[..end];
-        if !KNOWN_VARIABLES.contains(&name) {
-            return Err(format!("policy uses the unknown variable ${{{name}}}"));
+    // Unknown variables would be left in place by Transfer and match nothing, or worse. The whole
+    // document is scanned, not only the fields the rules below read, so none hides anywhere.
+    for piece in pieces(doc) {
+        match piece {
+            Piece::Unterminated(_) => return Err("policy has an unterminated ${".to_owned()),
+            Piece::Variable(name) if KnownVariable::from_name(name).is_none() => {
+                return Err(format!("policy uses the unknown variable ${{{name}}}"));
+            }
+            Piece::Variable(_) | Piece::Text(_) => {}
         }
-        rest = &after[end..];
     }
-    let value: Value = serde_json::from_str(doc).map_err(|e| format!("policy is not JSON: {e}"))?;
-    let statements: Vec<&Value> = match value.get("Statement") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(s @ Value::Object(_)) => vec![s],
-        _ => return Err("policy has no Statement".into()),
-    };
+    // The evaluator's reader: the validator judges the statements the evaluator will run.
+    let statements = read_statements(doc).map_err(|e| match e {
+        // Numbered from 1 like the rest of the validator's reasons.
+        AccessError::Statement(i, why) => format!("statement {}: {why}", i + 1),
+        other => other.to_string(),
+    })?;
     let vars = SessionVariables::for_home(&variables_home(user), user.username.as_str());
     let roots = roots(user);
     for (i, s) in statements.iter().enumerate() {
         let n = i + 1;
-        for banned in ["Principal", "NotPrincipal", "NotAction", "NotResource"] {
-            if s.get(banned).is_some() {
-                return Err(format!("statement {n} uses {banned}"));
-            }
+        let banned = [
+            s.principal,
+            s.action.negated.then_some("NotAction"),
+            s.resource
+                .as_ref()
+                .is_some_and(|r| r.negated)
+                .then_some("NotResource"),
+        ];
+        if let Some(banned) = banned.into_iter().flatten().next() {
+            return Err(format!("statement {n} uses {banned}"));
         }
-        let allow = match s.get("Effect").and_then(Value::as_str) {
-            Some("Allow") => true,
-            Some("Deny") => false,
-            _ => return Err(format!("statement {n} has no Effect Allow or Deny")),
-        };
-        let actions = as_list(s.get("Action"));
+        let allow = s.effect == Effect::Allow;
+        let actions = &s.action.patterns;
         if actions.is_empty() {
             return Err(format!("statement {n} has no Action"));
         }
         if allow
             && let Some(a) = actions
                 .iter()
-                .find(|a| **a == "*" || a.eq_ignore_ascii_case("s3:*"))
+                .find(|a| *a == "*" || a.eq_ignore_ascii_case("s3:*"))
         {
             return Err(format!("statement {n} allows every S3 action ({a})"));
         }
         if let Some(a) = actions
             .iter()
-            .find(|a| **a != "*" && !a.to_ascii_lowercase().starts_with("s3:"))
+            .find(|a| *a != "*" && !a.to_ascii_lowercase().starts_with("s3:"))
         {
             return Err(format!("statement {n} names a non-S3 action {a}"));
         }
@@ -250,10 +204,10 @@ pub fn check_static(doc: &str, user: &UserRecord) -> Result<(), String> {
                 "statement {n} allows s3:ListBucket without an s3:prefix condition"
             ));
         }
-        let resources = as_list(s.get("Resource"));
-        if resources.is_empty() {
+        let resources = s.resource.as_ref().map(|r| r.patterns.as_slice());
+        let Some(resources) = resources.filter(|r| !r.is_empty()) else {
             return Err(format!("statement {n} has no Resource"));
-        }
+        };
         for r in resources {
             let resolved = substitute(r, &vars);
             confined(&resolved, &user.bucket, &roots)
@@ -263,32 +217,54 @@ pub fn check_static(doc: &str, user: &UserRecord) -> Result<(), String> {
     Ok(())
 }
 
-fn has_prefix_condition(statement: &Value) -> bool {
+fn has_prefix_condition(statement: &Statement) -> bool {
     statement
-        .get("Condition")
-        .and_then(Value::as_object)
-        .is_some_and(|ops| {
-            ops.values().any(|keys| {
-                keys.as_object()
-                    .is_some_and(|k| k.keys().any(|k| k.eq_ignore_ascii_case("s3:prefix")))
-            })
-        })
+        .conditions
+        .iter()
+        .any(|c| c.key.eq_ignore_ascii_case("s3:prefix"))
 }
 
+/// Substitutes Transfer's variables only. IAM's escapes stay as written, so that `confined`
+/// sees the `*` or `?` in `${*}` and `${?}` and treats them as wildcards: the cautious reading.
+/// Unknown and unterminated variables never get here (`check_static` refuses them first).
 fn substitute(resource: &str, vars: &SessionVariables) -> String {
-    resource
-        .replace("${transfer:HomeBucket}", &vars.home_bucket)
-        .replace("${transfer:HomeDirectory}", &vars.home_directory)
-        .replace("${transfer:HomeFolder}", &vars.home_folder)
-        .replace("${transfer:UserName}", &vars.user_name)
+    let mut out = String::with_capacity(resource.len());
+    for piece in pieces(resource) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Variable(name) => match KnownVariable::from_name(name) {
+                Some(var) if !var.is_escape() => out.push_str(vars.value(var)),
+                _ => {
+                    out.push_str("${");
+                    out.push_str(name);
+                    out.push('}');
+                }
+            },
+            Piece::Unterminated(rest) => {
+                out.push_str("${");
+                out.push_str(rest);
+            }
+        }
+    }
+    out
 }
 
 /// Whether a resource (variables substituted) stays inside the user's bucket (bucket ARNs) or
 /// one of the user's roots (object ARNs): its literal part, up to the first wildcard, must be
 /// the bucket exactly or lie under a root.
 fn confined(resource: &str, bucket: &str, roots: &[(String, bool)]) -> Result<(), &'static str> {
-    let Some(path) = resource.strip_prefix("arn:aws:s3:::") else {
-        return Err("is not an S3 ARN");
+    // Only the aws partition: `simulate` builds its requests there, so a policy naming S3 in
+    // another partition could not be proven anyway.
+    let path = match Arn::parse(resource) {
+        Ok(arn)
+            if arn.partition() == "aws"
+                && arn.service() == "s3"
+                && arn.region().is_empty()
+                && arn.account().is_empty() =>
+        {
+            arn.resource()
+        }
+        _ => return Err("is not an S3 ARN"),
     };
     let literal = path.split(['*', '?']).next().unwrap_or("");
     let wild = literal.len() < path.len();
@@ -399,6 +375,7 @@ pub fn simulate(doc: &str, user: &UserRecord) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::domain::policy::CANONICAL_SCOPE_DOWN;
+    use serde_json::Value;
 
     fn user(extra: Value) -> UserRecord {
         let mut base = serde_json::json!({
@@ -565,14 +542,155 @@ mod tests {
                 .unwrap_err()
                 .contains("outside")
         );
-        assert!(policy_arn_ok("arn:aws:iam::123456789012:policy/a/b-c"));
+        assert!(Arn::iam_policy("arn:aws:iam::123456789012:policy/a/b-c").is_ok());
         for bad in [
             "arn:aws:iam::1234:policy/x",
             "arn:aws:s3:::x",
             "arn:aws:iam::123456789012:policy/",
             "nope",
         ] {
-            assert!(!policy_arn_ok(bad), "{bad}");
+            assert!(Arn::iam_policy(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn roles_in_aws_cn_and_aws_us_gov_pass_the_record_check_like_their_policies() {
+        // The role check used to accept only `arn:aws:iam::`, while policy ARNs in every
+        // partition passed: a China or GovCloud user with a role was marked invalid.
+        for partition in ["aws-cn", "aws-us-gov"] {
+            let u = user(serde_json::json!({
+                "iamPolicyArn": format!("arn:{partition}:iam::123456789012:policy/scope"),
+                "roleArn": format!("arn:{partition}:iam::123456789012:role/transfer/u"),
+            }));
+            check_record(&u, &RecordRules::default()).unwrap();
+            let rules = RecordRules {
+                role_account: Some("123456789012".into()),
+                role_path: Some("/transfer/".into()),
+            };
+            check_record(&u, &rules).unwrap();
+            let mut elsewhere = u.clone();
+            elsewhere.role_arn = Some(format!("arn:{partition}:iam::123456789012:role/admin"));
+            assert!(
+                check_record(&elsewhere, &rules)
+                    .unwrap_err()
+                    .contains("path")
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_built_around_the_parser_is_still_refused_with_the_field_at_fault() {
+        let mut u = user(serde_json::json!({}));
+        u.role_arn = Some("arn:aws:iam::123456789012:user/x".into());
+        assert_eq!(
+            check_record(&u, &RecordRules::default()).unwrap_err(),
+            "roleArn is not an IAM role ARN: resource is not role/<name>"
+        );
+        u.role_arn = None;
+        u.policy_arn = "arn:aws:iam::1234:policy/x".into();
+        assert_eq!(
+            check_record(&u, &RecordRules::default()).unwrap_err(),
+            "iamPolicyArn is not an IAM policy ARN: account is not empty, 12 digits or aws"
+        );
+    }
+
+    #[test]
+    fn the_validator_reads_statements_as_the_evaluator_does() {
+        let u = user(serde_json::json!({}));
+        // A single object for Statement and a single string for Action and Resource.
+        let single = r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::${transfer:HomeDirectory}/*"}}"#;
+        check_static(single, &u).unwrap();
+        // What the evaluator cannot read is refused by the static rules too, numbered from 1.
+        for (policy, why) in [
+            (
+                stmt(r#"{"Effect":"Allow","Action":["s3:GetObject",5],"Resource":"*"}"#),
+                "statement 1: Action must be a string or a list of strings",
+            ),
+            (
+                stmt(&format!(r#"{LIST},{{"Effect":"Allow","Resource":"*"}}"#)),
+                "statement 2: exactly one of Action and NotAction is required",
+            ),
+            (
+                stmt(
+                    r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"StringLike":"x"}}"#,
+                ),
+                "statement 1: a condition operator must map keys to values",
+            ),
+            (
+                stmt(r#"{"Effect":"Allow","Action":"s3:GetObject"}"#),
+                "statement 1 has no Resource",
+            ),
+            (
+                stmt(r#"{"Effect":"Allow","Action":[],"Resource":"*"}"#),
+                "statement 1 has no Action",
+            ),
+            (
+                r#"{"Version":"2012-10-17"}"#.to_owned(),
+                "policy has no Statement",
+            ),
+        ] {
+            assert_eq!(check_static(&policy, &u).unwrap_err(), why, "{policy}");
+        }
+    }
+
+    #[test]
+    fn variables_are_judged_anywhere_in_the_document_by_the_shared_scanner() {
+        let u = user(serde_json::json!({}));
+        for (policy, why) in [
+            (
+                stmt(r#"{"Sid":"${aws:username}","Effect":"Deny","Action":"s3:*","Resource":"*"}"#),
+                "unknown variable ${aws:username}",
+            ),
+            // The whole document is scanned, so the name runs to the next `}` of the JSON.
+            (
+                stmt(r#"{"Effect":"Deny","Action":"s3:*","Resource":"${transfer:HomeBucket"}"#),
+                "unknown variable ${transfer:HomeBucket\"}",
+            ),
+            // Only a document cut short has no `}` after its `${`.
+            (r#"{"Statement":"${"#.to_owned(), "unterminated ${"),
+            (
+                stmt(r#"{"Effect":"Deny","Action":"s3:*","Resource":"${}"}"#),
+                "unknown variable ${}",
+            ),
+        ] {
+            let err = check_static(&policy, &u).unwrap_err();
+            assert!(err.contains(why), "{policy}: {err}");
+        }
+        // The escapes are known, and stay wildcards for the confinement rule.
+        let escaped = stmt(
+            r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/partners/alice${*}"}"#,
+        );
+        assert!(
+            check_static(&escaped, &u)
+                .unwrap_err()
+                .contains("outside the user's home")
+        );
+        let vars = SessionVariables::for_home("/bkt/partners/alice", "alice");
+        assert_eq!(
+            substitute("${transfer:HomeDirectory}/${*}/${transfer:UserName}", &vars),
+            "bkt/partners/alice/${*}/alice"
+        );
+    }
+
+    #[test]
+    fn only_s3_arns_in_the_aws_partition_count_as_confined_resources() {
+        let roots = [("bkt/home".to_owned(), false)];
+        assert_eq!(confined("arn:aws:s3:::bkt/home/x", "bkt", &roots), Ok(()));
+        assert_eq!(confined("arn:aws:s3:::bkt", "bkt", &roots), Ok(()));
+        for bad in [
+            "*",
+            "arn:aws:s3:us-east-1::bkt/home/x",
+            "arn:aws:s3::123456789012:bkt/home/x",
+            "arn:aws:iam:::bkt/home/x",
+            "arn:aws-cn:s3:::bkt/home/x",
+            "arn:*:s3:::bkt/home/x",
+            "arn:aws:s3:::",
+        ] {
+            assert_eq!(
+                confined(bad, "bkt", &roots),
+                Err("is not an S3 ARN"),
+                "{bad}"
+            );
         }
     }
 }
