@@ -2,6 +2,7 @@
 //! `ferry login`, which runs one login through the real auth handler. Wiring and argument
 //! parsing here; the commands live in `commands`.
 
+mod backend;
 mod commands;
 mod import;
 mod input;

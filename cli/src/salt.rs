@@ -11,7 +11,7 @@ use ferry_core::app::rotation::{Outcome, Step, run_step};
 use ferry_core::ports::{LegacyUsers, SaltSource, SaltUsage};
 
 use crate::Target;
-use crate::commands::store;
+use crate::backend::store;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum SaltCommand {

@@ -4,17 +4,18 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use ferry_core::adapters::aws::dynamodb::{DynamoUserStore, attr_to_wire, item_to_json};
+use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
 use ferry_core::app::now_epoch;
 use ferry_core::app::verdicts::{VALIDATED_FIELDS, judge_record};
 use ferry_core::domain::policy_checks::RecordRules;
+use ferry_core::domain::user::{Status, attr};
 use ferry_core::domain::username::Username;
 use ferry_core::ports::VerdictWriter;
 use ferry_core::ports::{PolicySource, UserAdmin};
 use serde_json::Value;
 
 use crate::ValidateArgs;
-use crate::commands::{parse_name, store};
+use crate::backend::{parse_name, store};
 
 pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
     users: &U,
@@ -52,7 +53,7 @@ pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
     let mut invalid = 0;
     for listed in &records {
         let name = listed
-            .get("username")
+            .get(attr::USERNAME)
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_owned();
@@ -76,7 +77,9 @@ pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
             None => None,
         };
         let record = match &writing {
-            Some((_, item)) => item_to_json(item).map_err(store)?,
+            Some((_, item)) => serde_dynamo::from_item(item.clone()).map_err(|e| {
+                anyhow::anyhow!("{name}: the item does not fit the data model: {e}")
+            })?,
             None => listed.clone(),
         };
         let verdict = judge_record(record.clone(), policies, &rules)
@@ -90,16 +93,26 @@ pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
             }
         }
         if let Some((writer, item)) = &writing {
-            let status = record.get("status").and_then(Value::as_str);
+            let status = record
+                .get(attr::STATUS)
+                .and_then(Value::as_str)
+                .and_then(Status::parse);
             let next = match (&verdict, status) {
-                (_, Some("disabled")) => None,
-                (Ok(()), _) => Some("active"),
-                (Err(_), _) => Some("invalid"),
+                (_, Some(Status::Disabled)) => None,
+                (Ok(()), _) => Some(Status::Active),
+                (Err(_), _) => Some(Status::Invalid),
             };
             let reason = verdict.as_ref().err().map_or("ok", String::as_str);
             let seen: Vec<_> = VALIDATED_FIELDS
                 .iter()
-                .map(|f| (*f, item.get(*f).map(attr_to_wire)))
+                .map(|f| {
+                    (
+                        *f,
+                        item.get(*f)
+                            .cloned()
+                            .map(serde_dynamo::AttributeValue::from),
+                    )
+                })
                 .collect();
             if !writer
                 .write_verdict(&name, &seen, next, reason, now_epoch())

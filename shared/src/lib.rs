@@ -20,3 +20,5 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod ports;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

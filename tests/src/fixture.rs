@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
-use ferry_core::adapters::aws::dynamodb::{DynamoUserStore, SALT_VERSION_INDEX, json_to_item};
+use ferry_core::adapters::aws::dynamodb::{DynamoUserStore, SALT_VERSION_INDEX};
 use ferry_core::adapters::aws::iam::IamPolicySource;
 use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
 use ferry_core::app::login::{Authenticator, Settings};
@@ -172,15 +172,14 @@ impl Fixture {
             .send()
             .await
             .context("get item")?;
-        out.item()
-            .map(ferry_core::adapters::aws::dynamodb::item_to_json)
+        out.item
+            .map(|item| serde_dynamo::from_item(item).context("item as JSON"))
             .transpose()
-            .map_err(Into::into)
     }
 
     /// Writes an item exactly as given (JSON converted to attribute values).
     pub async fn put_raw(&self, item: Value) -> Result<()> {
-        self.put_item(json_to_item(&item).context("item must be a JSON object")?)
+        self.put_item(serde_dynamo::to_item(item).context("item must be a JSON object")?)
             .await
     }
 

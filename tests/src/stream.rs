@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
-use base64::Engine;
 use serde_json::{Map, Value, json};
 
 /// A stream being followed: where each shard was left.
@@ -111,6 +110,7 @@ fn record_event(r: &aws_sdk_dynamodbstreams::types::Record, arn: &str) -> Value 
             ddb.insert("SequenceNumber".into(), json!(s));
         }
         ddb.insert("StreamViewType".into(), json!("NEW_AND_OLD_IMAGES"));
+        ddb.insert("SizeBytes".into(), json!(d.size_bytes().unwrap_or(0)));
     }
     json!({
         "eventID": r.event_id(),
@@ -123,26 +123,8 @@ fn record_event(r: &aws_sdk_dynamodbstreams::types::Record, arn: &str) -> Value 
     })
 }
 
+/// An image in DynamoDB's JSON wire format, as Lambda delivers stream records.
 fn image(m: &HashMap<String, AttributeValue>) -> Value {
-    Value::Object(m.iter().map(|(k, v)| (k.clone(), wire(v))).collect())
-}
-
-/// An attribute value in DynamoDB's JSON wire format.
-pub fn wire(v: &AttributeValue) -> Value {
-    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| {
-        base64::engine::general_purpose::STANDARD.encode(b.as_ref())
-    };
-    match v {
-        AttributeValue::S(s) => json!({"S": s}),
-        AttributeValue::N(n) => json!({"N": n}),
-        AttributeValue::Bool(b) => json!({"BOOL": b}),
-        AttributeValue::Null(b) => json!({"NULL": b}),
-        AttributeValue::Ss(ss) => json!({"SS": ss}),
-        AttributeValue::Ns(ns) => json!({"NS": ns}),
-        AttributeValue::B(b) => json!({"B": b64(b)}),
-        AttributeValue::Bs(bs) => json!({"BS": bs.iter().map(b64).collect::<Vec<_>>()}),
-        AttributeValue::L(l) => json!({"L": l.iter().map(wire).collect::<Vec<_>>()}),
-        AttributeValue::M(m) => json!({"M": image(m)}),
-        _ => json!({"NULL": true}),
-    }
+    // serde_dynamo's items serialise in the wire format ({"S": …}, {"N": …}, …).
+    serde_json::to_value(serde_dynamo::Item::from(m.clone())).unwrap_or(Value::Null)
 }

@@ -78,15 +78,15 @@ impl ferry_core::ports::VerdictWriter for SamplePorts {
     async fn write_verdict(
         &self,
         username: &str,
-        _seen: &[(&'static str, Option<serde_json::Value>)],
-        status: Option<&str>,
+        _seen: &[(&'static str, Option<serde_dynamo::AttributeValue>)],
+        status: Option<ferry_core::domain::user::Status>,
         _reason: &str,
         _at: i64,
     ) -> Result<bool, ferry_core::ports::StoreError> {
         self.0
             .lock()
             .unwrap()
-            .push((username.to_owned(), status.map(str::to_owned)));
+            .push((username.to_owned(), status.map(|s| s.as_str().to_owned())));
         Ok(true)
     }
 }

@@ -525,14 +525,15 @@ async fn put_legacy(f: &Fixture, table: &str, username: &str, password: &str) ->
         &Password::parse(password)?,
         username,
     );
-    let item = ferry_core::adapters::aws::dynamodb::json_to_item(&json!({
-        "hashPassword": key,
-        "username": username,
-        "bucket": "seed-bucket",
-        "home": format!("home/{username}"),
-        "iamPolicyArn": f.policy_arn,
-    }))
-    .unwrap();
+    let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+        serde_dynamo::to_item(json!({
+            "hashPassword": key,
+            "username": username,
+            "bucket": "seed-bucket",
+            "home": format!("home/{username}"),
+            "iamPolicyArn": f.policy_arn,
+        }))
+        .unwrap();
     f.ddb
         .put_item()
         .table_name(table)

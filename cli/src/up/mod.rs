@@ -26,13 +26,13 @@ use ferry_core::app::uploads::{UploadOutcome, process};
 use ferry_core::domain::password::{Password, generate_password, hash_password};
 use ferry_core::domain::upload_event::ObjectEvent;
 use ferry_core::domain::upload_rules::{SourceAction, UploadConfig};
+use ferry_core::domain::user::{Status, StoredRecord, UserRecord};
 use ferry_core::ports::{Notifier, RulesSource, UploadStore};
 use ferry_core::ports::{SaltSource, UserAdmin};
 use russh::server::Server as _;
-use serde_json::json;
 
 use crate::Target;
-use crate::commands::store;
+use crate::backend::store;
 use ssh::{Backend, Server};
 
 /// Where to serve from.
@@ -244,15 +244,17 @@ async fn first_start(store: &LocalStore, bucket: &str) -> Result<()> {
         &Password::parse(password.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let demo = json!({
-        "username": "demo",
-        "bucket": bucket,
-        "home": "demo",
-        "iamPolicyArn": policy_arn(DEFAULT_POLICY),
-        "passwordHash": hash,
-        "saltVersion": keyring.current_version(),
-        "status": "active",
-    });
+    let demo = UserRecord::from_stored(StoredRecord {
+        username: "demo".into(),
+        bucket: Some(bucket.to_owned()),
+        home: Some("demo".into()),
+        iam_policy_arn: Some(policy_arn(DEFAULT_POLICY)),
+        password_hash: Some(hash),
+        salt_version: Some(keyring.current_version().to_owned()),
+        status: Some(Status::Active),
+        ..StoredRecord::default()
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     store.put_user(&demo, false).await.map_err(store_err)?;
     std::fs::create_dir_all(store.bucket_dir(bucket).join("demo"))?;
     eprintln!(

@@ -145,7 +145,7 @@ impl<B: Backend> Connection<B> {
         let listed = response
             .public_keys
             .as_deref()
-            .is_some_and(|keys| crate::input::key_listed(keys, &offered));
+            .is_some_and(|keys| ferry_core::domain::ssh_key::key_listed(keys, &offered));
         if listed {
             Some((username, response))
         } else {

@@ -1,10 +1,10 @@
 //! The use cases: what ferry does, written against the ports only. Each entry point (a Lambda,
 //! `ferry up`, the CLI, a console) builds adapters and calls one of these.
 
+pub mod admin;
 pub mod login;
 pub mod rotation;
 pub mod uploads;
-#[cfg(feature = "dynamodb")]
 pub mod verdicts;
 
 use std::time::{SystemTime, UNIX_EPOCH};

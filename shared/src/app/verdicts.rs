@@ -6,26 +6,29 @@
 //! fields (`status`, `statusReason`, `validatedAt`) are not among them, so the validator's writes
 //! never make it run again.
 
-use serde_json::{Map, Value, json};
+use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde::Deserialize;
+use serde_dynamo::{AttributeValue, Item};
+use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::adapters::aws::dynamodb::image_to_json;
 use crate::domain::policy_checks::{RecordRules, check_record, check_user};
-use crate::domain::user::UserRecord;
+use crate::domain::user::{Status, UserRecord, attr};
 use crate::ports::error_chain;
 use crate::ports::{Alerts, PolicySource, StoreError, VerdictWriter};
 
 /// The attributes whose change is validated.
 pub const VALIDATED_FIELDS: [&str; 9] = [
-    "iamPolicyArn",
-    "roleArn",
-    "bucket",
-    "home",
-    "chroot",
-    "homeDirectoryType",
-    "homeDirectoryDetails",
-    "allowedIps",
-    "posixProfile",
+    attr::IAM_POLICY_ARN,
+    attr::ROLE_ARN,
+    attr::BUCKET,
+    attr::HOME,
+    attr::CHROOT,
+    attr::HOME_DIRECTORY_TYPE,
+    attr::HOME_DIRECTORY_DETAILS,
+    attr::ALLOWED_IPS,
+    attr::POSIX_PROFILE,
 ];
 
 /// What happened to one stream record.
@@ -53,7 +56,7 @@ pub enum RecordOutcome {
 
 /// Validates one stream record.
 pub async fn process_record<P, W, A>(
-    record: &Value,
+    record: &EventRecord,
     policies: &P,
     writer: &W,
     alerts: &A,
@@ -65,55 +68,39 @@ where
     W: VerdictWriter,
     A: Alerts,
 {
-    let ddb = record.get("dynamodb");
-    match record.get("eventName").and_then(Value::as_str) {
-        Some("REMOVE") => return RecordOutcome::Skipped("removed"),
-        Some("INSERT" | "MODIFY") => {}
+    match record.event_name.as_str() {
+        "REMOVE" => return RecordOutcome::Skipped("removed"),
+        "INSERT" | "MODIFY" => {}
         _ => return RecordOutcome::Malformed("eventName is not INSERT, MODIFY or REMOVE".into()),
     }
-    let Some(new) = ddb
-        .and_then(|d| d.get("NewImage"))
-        .and_then(Value::as_object)
-    else {
+    let new = &record.change.new_image;
+    if new.is_empty() {
         return RecordOutcome::Malformed(
             "no NewImage (the stream must be NEW_AND_OLD_IMAGES)".into(),
         );
-    };
-    let old = ddb
-        .and_then(|d| d.get("OldImage"))
-        .and_then(Value::as_object);
-    let changed = match old {
-        None => true,
-        Some(old) => VALIDATED_FIELDS.iter().any(|f| old.get(*f) != new.get(*f)),
-    };
+    }
+    let old = &record.change.old_image;
+    // An INSERT has no old image: everything in it is new.
+    let changed = old.is_empty() || VALIDATED_FIELDS.iter().any(|f| old.get(*f) != new.get(*f));
     if !changed {
         return RecordOutcome::Skipped("no validated field changed");
     }
-    let Some(username) = new
-        .get("username")
-        .and_then(|u| u.get("S"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
+    let Some(AttributeValue::S(username)) = new.get(attr::USERNAME).cloned() else {
         return RecordOutcome::Malformed("NewImage has no string username".into());
     };
     let verdict = match judge(new, policies, rules).await {
         Ok(v) => v,
         Err(e) => return RecordOutcome::Transient(error_chain(&e)),
     };
-    let seen: Vec<(&'static str, Option<Value>)> = VALIDATED_FIELDS
+    let seen: Vec<(&'static str, Option<AttributeValue>)> = VALIDATED_FIELDS
         .iter()
         .map(|f| (*f, new.get(*f).cloned()))
         .collect();
     // An administrator's `disabled` stands; the validator only moves between active and invalid.
-    let disabled = new
-        .get("status")
-        .and_then(|s| s.get("S"))
-        .and_then(Value::as_str)
-        == Some("disabled");
+    let disabled = matches!(new.get(attr::STATUS), Some(AttributeValue::S(s)) if Status::parse(s) == Some(Status::Disabled));
     let (status, reason) = match &verdict {
-        Ok(()) => ("active", "ok".to_owned()),
-        Err(reason) => ("invalid", reason.clone()),
+        Ok(()) => (Status::Active, "ok".to_owned()),
+        Err(reason) => (Status::Invalid, reason.clone()),
     };
     let written = writer
         .write_verdict(
@@ -142,21 +129,22 @@ where
         }
         Err(reason) => {
             warn!(username, reason, "user marked invalid");
-            let sequence = ddb
-                .and_then(|d| d.get("SequenceNumber"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let sequence = record.change.sequence_number.as_deref().unwrap_or("");
+            let policy_arn = match new.get(attr::IAM_POLICY_ARN) {
+                Some(AttributeValue::S(arn)) => Some(arn.as_str()),
+                _ => None,
+            };
             let message = json!({
                 "user": username,
                 "reason": reason,
                 "sequenceNumber": sequence,
-                "policyArn": new.get("iamPolicyArn").and_then(|a| a.get("S")),
+                "policyArn": policy_arn,
             });
             if let Err(e) = alerts
                 .alert(
                     "ferry: a user failed validation",
                     &message,
-                    &[("user", &username), ("verdict", "invalid")],
+                    &[("user", &username), ("verdict", Status::Invalid.as_str())],
                 )
                 .await
             {
@@ -170,13 +158,13 @@ where
 
 /// `Ok(Ok(()))` valid, `Ok(Err(reason))` invalid, `Err` a dependency failed.
 async fn judge<P: PolicySource>(
-    image: &Map<String, Value>,
+    image: &Item,
     policies: &P,
     rules: &RecordRules,
 ) -> Result<Result<(), String>, StoreError> {
-    match image_to_json(image) {
+    match serde_dynamo::from_item::<_, Value>(image.clone()) {
         Ok(plain) => judge_record(plain, policies, rules).await,
-        Err(e) => Ok(Err(e.to_string())),
+        Err(e) => Ok(Err(format!("the item does not fit the data model: {e}"))),
     }
 }
 
@@ -221,19 +209,29 @@ where
         .get("Records")
         .and_then(Value::as_array)
         .ok_or("the event has no Records list")?;
-    let mut failures = Vec::new();
+    let mut response = DynamoDbEventResponse::default();
     let mut outcomes = Vec::with_capacity(records.len());
-    for record in records {
-        let outcome = process_record(record, policies, writer, alerts, rules, now).await;
+    for raw in records {
+        // Each record is read on its own, so one malformed record is skipped, not the batch.
+        let record = match EventRecord::deserialize(raw) {
+            Ok(r) => r,
+            Err(e) => {
+                let outcome =
+                    RecordOutcome::Malformed(format!("not a DynamoDB stream record: {e}"));
+                warn!(reason = ?outcome, "malformed stream record skipped");
+                outcomes.push(outcome);
+                continue;
+            }
+        };
+        let outcome = process_record(&record, policies, writer, alerts, rules, now).await;
         match &outcome {
             RecordOutcome::Transient(why) => {
-                let sequence = record
-                    .get("dynamodb")
-                    .and_then(|d| d.get("SequenceNumber"))
-                    .and_then(Value::as_str);
+                let sequence = record.change.sequence_number.clone();
                 warn!(error = %why, sequence, "record failed; reported for retry");
-                if let Some(seq) = sequence {
-                    failures.push(json!({"itemIdentifier": seq}));
+                if sequence.is_some() {
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = sequence;
+                    response.batch_item_failures.push(failure);
                 }
             }
             RecordOutcome::Malformed(why) => {
@@ -243,5 +241,6 @@ where
         }
         outcomes.push(outcome);
     }
-    Ok((json!({"batchItemFailures": failures}), outcomes))
+    let answer = serde_json::to_value(&response).map_err(|e| e.to_string())?;
+    Ok((answer, outcomes))
 }

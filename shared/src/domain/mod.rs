@@ -2,11 +2,14 @@
 //! here is a type parsed at the boundary or a function of its inputs, tested without services.
 
 pub mod access;
+pub mod arn;
+pub mod dates;
 pub mod keyring;
 pub mod password;
 pub mod policy;
 pub mod policy_checks;
 pub mod protocol;
+pub mod ssh_key;
 pub mod transfer;
 pub mod upload_event;
 pub mod upload_rules;

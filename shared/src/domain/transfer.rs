@@ -1,5 +1,10 @@
 //! The Transfer Family identity-provider contract: the request (direct Lambda or API Gateway),
 //! validated into an [`AuthRequest`] at the boundary, and the response in the caller's shape.
+//!
+//! The request is read field by field from JSON, by hand, on purpose: `aws_lambda_events` has no
+//! Transfer Family type, and a typed struct (its API Gateway one included) would refuse a whole
+//! event over one bad field, where we must still answer `{}` in the caller's shape and say in the
+//! audit log which field was wrong.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

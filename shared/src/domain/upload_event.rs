@@ -2,6 +2,11 @@
 //! wrapped in SNS, SQS (either of the two inside) or EventBridge, read into one shape. Keys are
 //! decoded as S3 encodes them in notifications (application/x-www-form-urlencoded: `+` is a
 //! space, `%2B` a plus).
+//!
+//! Read by hand rather than with `aws_lambda_events`' S3, SNS, SQS and EventBridge types: those
+//! refuse a whole delivery over one unexpected field, while the processor must handle each
+//! object it can and report each one it cannot, and must look inside SNS and SQS bodies, which the
+//! typed envelopes leave as strings.
 
 use serde_json::Value;
 

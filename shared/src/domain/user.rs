@@ -4,11 +4,13 @@
 //! Stores hand over a record as plain JSON (the DynamoDB adapter converts attribute values first),
 //! so one parser serves every backend and is tested without any service.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::domain::protocol::Protocol;
 use crate::domain::username::Username;
@@ -24,6 +26,24 @@ pub enum Status {
     Disabled,
     /// Set by the policy validator when a record fails its checks.
     Invalid,
+}
+
+impl Status {
+    /// Reads a stored value; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Disabled, Self::Invalid]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+
+    /// The stored value (`active`, `disabled`, `invalid`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Invalid => "invalid",
+        }
+    }
 }
 
 /// One `HomeDirectoryDetails` entry.
@@ -89,6 +109,10 @@ pub struct UserRecord {
     pub posix_profile: Option<PosixProfile>,
     pub status: Status,
     pub expires_at: Option<i64>,
+    /// Whether the home is a chroot (one mapping of `/`), as opposed to explicit mappings.
+    pub chroot: bool,
+    /// Attributes outside the model, kept so that rewriting a record never drops them.
+    pub extra: BTreeMap<String, Value>,
 }
 
 impl fmt::Debug for UserRecord {
@@ -115,42 +139,118 @@ fn bad(msg: impl Into<String>) -> RecordError {
     RecordError(msg.into())
 }
 
-/// A list attribute that may arrive as a list or (for strings) a set; both become arrays in JSON.
-#[derive(Deserialize)]
+/// A `publicKeys` entry as stored: the OpenSSH text alone, or with an expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-enum KeyEntry {
+pub enum KeyEntry {
     Plain(String),
     WithExpiry {
         key: String,
-        #[serde(rename = "expiresAt", default)]
+        #[serde(rename = "expiresAt", default, skip_serializing_if = "Option::is_none")]
         expires_at: Option<i64>,
     },
 }
 
-#[derive(Deserialize)]
+impl KeyEntry {
+    pub fn new(key: String, expires_at: Option<i64>) -> Self {
+        match expires_at {
+            None => Self::Plain(key),
+            Some(t) => Self::WithExpiry {
+                key,
+                expires_at: Some(t),
+            },
+        }
+    }
+
+    /// The OpenSSH text of the key.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Plain(key) | Self::WithExpiry { key, .. } => key,
+        }
+    }
+
+    pub fn expires_at(&self) -> Option<i64> {
+        match self {
+            Self::Plain(_) => None,
+            Self::WithExpiry { expires_at, .. } => *expires_at,
+        }
+    }
+}
+
+/// A record exactly as stores hold it: every attribute of the data model, by its stored name,
+/// loosely typed (what a store may hold, not what a login may trust). This struct is the one
+/// place the attribute names are spelled (serde's camelCase of the field names); stores read
+/// and write it (SQLite as JSON, DynamoDB through `serde_dynamo`), and [`UserRecord::from_stored`]
+/// turns it into a record the authenticator can trust. Attributes the model does not know
+/// (`uploadRules`, the validator's `statusReason` and `validatedAt`, an operator's own) are kept
+/// in `extra`, so that rewriting a record never drops them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Raw {
-    username: String,
-    password_hash: Option<String>,
-    salt_version: Option<String>,
-    bucket: Option<String>,
-    home: Option<String>,
-    iam_policy_arn: Option<String>,
-    role_arn: Option<String>,
-    home_directory_type: Option<String>,
-    home_directory_details: Option<Vec<Mapping>>,
-    chroot: Option<bool>,
-    #[serde(default)]
-    public_keys: Vec<KeyEntry>,
-    #[serde(default)]
-    allowed_ips: Vec<String>,
-    #[serde(default)]
-    allowed_servers: Vec<String>,
-    #[serde(default)]
-    protocols: Vec<String>,
-    posix_profile: Option<PosixProfile>,
-    status: Option<Status>,
-    expires_at: Option<i64>,
+pub struct StoredRecord {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_policy_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_directory_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_directory_details: Option<Vec<Mapping>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chroot: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_keys: Vec<KeyEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_ips: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_servers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posix_profile: Option<PosixProfile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Every other attribute, kept as it was.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// Attribute names that code outside serde needs as strings (key schemas, condition
+/// expressions, the validator's list of watched fields). Each equals the serde name of the
+/// matching [`StoredRecord`] field; a test holds them together.
+pub mod attr {
+    pub const USERNAME: &str = "username";
+    pub const PASSWORD_HASH: &str = "passwordHash";
+    pub const SALT_VERSION: &str = "saltVersion";
+    pub const BUCKET: &str = "bucket";
+    pub const HOME: &str = "home";
+    pub const IAM_POLICY_ARN: &str = "iamPolicyArn";
+    pub const ROLE_ARN: &str = "roleArn";
+    pub const HOME_DIRECTORY_TYPE: &str = "homeDirectoryType";
+    pub const HOME_DIRECTORY_DETAILS: &str = "homeDirectoryDetails";
+    pub const CHROOT: &str = "chroot";
+    pub const PUBLIC_KEYS: &str = "publicKeys";
+    pub const ALLOWED_IPS: &str = "allowedIps";
+    pub const ALLOWED_SERVERS: &str = "allowedServers";
+    pub const PROTOCOLS: &str = "protocols";
+    pub const EXPIRES_AT: &str = "expiresAt";
+    pub const POSIX_PROFILE: &str = "posixProfile";
+    pub const STATUS: &str = "status";
+    /// Written by the policy validator (kept in [`super::StoredRecord::extra`]).
+    pub const STATUS_REASON: &str = "statusReason";
+    pub const VALIDATED_AT: &str = "validatedAt";
+    /// A user's own upload rules (kept in `extra`; read by the upload processor).
+    pub const UPLOAD_RULES: &str = "uploadRules";
 }
 
 impl UserRecord {
@@ -158,7 +258,12 @@ impl UserRecord {
     pub fn from_json(value: serde_json::Value) -> Result<Self, RecordError> {
         // serde's messages name the field and expected type; they quote values only for enum
         // variants (status, Type), which hold no secrets.
-        let raw: Raw = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        let raw: StoredRecord = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        Self::from_stored(raw)
+    }
+
+    /// Judges a stored record by the data model's rules.
+    pub fn from_stored(raw: StoredRecord) -> Result<Self, RecordError> {
         let username = Username::parse(&raw.username).map_err(|e| bad(e.to_string()))?;
         if username.as_str() != raw.username {
             return Err(bad("username key is not stored lowercase"));
@@ -177,13 +282,14 @@ impl UserRecord {
         let policy_arn = raw
             .iam_policy_arn
             .ok_or_else(|| bad("iamPolicyArn is missing"))?;
-        if !policy_arn.starts_with("arn:") || !policy_arn.contains(":policy/") {
-            return Err(bad("iamPolicyArn is not an IAM policy ARN"));
+        // The one ARN parser, so that login and the validator agree on what an ARN is.
+        if let Err(e) = crate::domain::arn::Arn::iam_policy(&policy_arn) {
+            return Err(bad(format!("iamPolicyArn is not an IAM policy ARN: {e}")));
         }
         if let Some(role) = &raw.role_arn
-            && (!role.starts_with("arn:") || !role.contains(":role/"))
+            && let Err(e) = crate::domain::arn::Arn::iam_role(role)
         {
-            return Err(bad("roleArn is not an IAM role ARN"));
+            return Err(bad(format!("roleArn is not an IAM role ARN: {e}")));
         }
         if raw.password_hash.is_some() && raw.salt_version.is_none() {
             return Err(bad("passwordHash without saltVersion"));
@@ -197,6 +303,7 @@ impl UserRecord {
         if path_home.chars().count() > MAX_PATH_CHARS {
             return Err(bad("home directory is longer than 1024 characters"));
         }
+        let chroot = raw.chroot == Some(true);
         let home = match (
             raw.home_directory_type.as_deref(),
             raw.chroot,
@@ -271,7 +378,58 @@ impl UserRecord {
             posix_profile: raw.posix_profile,
             status: raw.status.unwrap_or(Status::Active),
             expires_at: raw.expires_at,
+            chroot,
+            extra: raw.extra,
         })
+    }
+
+    /// The record as stores hold it; `from_stored(to_stored())` gives the same record back.
+    pub fn to_stored(&self) -> StoredRecord {
+        let (home_directory_type, home_directory_details) = match &self.home {
+            Home::Logical(_) if self.chroot => (None, None),
+            Home::Logical(mappings) => (Some("LOGICAL".to_owned()), Some(mappings.clone())),
+            Home::Path(_) => (None, None),
+        };
+        StoredRecord {
+            username: self.username.as_str().to_owned(),
+            password_hash: self.password_hash.clone(),
+            salt_version: self.salt_version.clone(),
+            bucket: Some(self.bucket.clone()),
+            home: Some(self.home_prefix.clone()),
+            iam_policy_arn: Some(self.policy_arn.clone()),
+            role_arn: self.role_arn.clone(),
+            home_directory_type,
+            home_directory_details,
+            chroot: self.chroot.then_some(true),
+            public_keys: self
+                .public_keys
+                .iter()
+                .map(|k| match k.expires_at {
+                    None => KeyEntry::Plain(k.key.clone()),
+                    Some(t) => KeyEntry::WithExpiry {
+                        key: k.key.clone(),
+                        expires_at: Some(t),
+                    },
+                })
+                .collect(),
+            allowed_ips: self.allowed_ips.iter().map(ToString::to_string).collect(),
+            allowed_servers: self.allowed_servers.clone(),
+            protocols: self
+                .protocols
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            posix_profile: self.posix_profile.clone(),
+            status: Some(self.status),
+            expires_at: self.expires_at,
+            extra: self.extra.clone(),
+        }
+    }
+
+    /// The record as the data model's JSON object.
+    pub fn to_json(&self) -> Value {
+        // A struct of strings, numbers, lists and maps always serialises.
+        serde_json::to_value(self.to_stored()).unwrap_or(Value::Null)
     }
 
     /// Whether the account has expired at `now` (epoch seconds).
@@ -438,43 +596,185 @@ mod tests {
         assert_eq!(m[0].kind, Some(MappingType::Directory));
     }
 
-    #[test]
-    fn contradictory_or_unsafe_home_settings_are_refused() {
-        for extra in [
-            json!({"homeDirectoryType": "LOGICAL"}),
-            json!({"homeDirectoryType": "PATH", "chroot": true}),
-            json!({"homeDirectoryType": "PATH", "homeDirectoryDetails": [{"Entry": "/", "Target": "/b/x"}]}),
-            json!({"homeDirectoryType": "WEIRD"}),
-            json!({"chroot": true, "homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "/", "Target": "/b/x"}]}),
-            json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": []}),
-            json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "/", "Target": "/b/../etc"}]}),
-            json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "x", "Target": "/b"}]}),
-            json!({"home": "a/../../b"}),
-            json!({"home": "a//b"}),
-            json!({"bucket": "Bad_Bucket"}),
-            json!({"home": "x".repeat(1100)}),
-        ] {
-            assert!(with(extra.clone()).is_err(), "{extra}");
+    /// The reason a record is refused, or a note that it was accepted.
+    fn refusal(v: serde_json::Value) -> String {
+        match UserRecord::from_json(v) {
+            Ok(_) => "accepted".into(),
+            Err(e) => e.to_string(),
         }
     }
 
     #[test]
-    fn required_attributes_and_their_types_are_checked() {
-        for field in ["bucket", "home", "iamPolicyArn", "username"] {
+    fn contradictory_or_unsafe_home_settings_are_refused_with_their_reason() {
+        for (extra, reason) in [
+            (
+                json!({"homeDirectoryType": "LOGICAL"}),
+                "homeDirectoryType LOGICAL needs homeDirectoryDetails or chroot",
+            ),
+            (
+                json!({"homeDirectoryType": "PATH", "chroot": true}),
+                "chroot requires homeDirectoryType LOGICAL",
+            ),
+            (
+                json!({"homeDirectoryType": "PATH", "homeDirectoryDetails": [{"Entry": "/", "Target": "/b/x"}]}),
+                "homeDirectoryDetails requires homeDirectoryType LOGICAL",
+            ),
+            (
+                json!({"homeDirectoryType": "WEIRD"}),
+                "homeDirectoryType must be PATH or LOGICAL",
+            ),
+            (
+                json!({"chroot": true, "homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "/", "Target": "/b/x"}]}),
+                "chroot and homeDirectoryDetails are mutually exclusive",
+            ),
+            (
+                json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": []}),
+                "homeDirectoryDetails is empty",
+            ),
+            (
+                json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "/", "Target": "/b/../etc"}]}),
+                "homeDirectoryDetails holds '.', '..' or empty path segments",
+            ),
+            (
+                json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "x", "Target": "/b"}]}),
+                "homeDirectoryDetails Entry and Target must start with '/'",
+            ),
+            (
+                json!({"home": "a/../../b"}),
+                "home must be a plain prefix without '.', '..' or empty segments",
+            ),
+            (
+                json!({"home": "a//b"}),
+                "home must be a plain prefix without '.', '..' or empty segments",
+            ),
+            (
+                json!({"bucket": "Bad_Bucket"}),
+                "bucket is not a valid S3 bucket name",
+            ),
+            (
+                json!({"home": "x".repeat(1100)}),
+                "home directory is longer than 1024 characters",
+            ),
+        ] {
+            let mut v = base();
+            for (k, val) in extra.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            assert_eq!(
+                refusal(v),
+                format!("user record is invalid: {reason}"),
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn required_attributes_and_their_types_are_checked_with_their_reason() {
+        for field in ["bucket", "home", "iamPolicyArn"] {
             let mut v = base();
             v.as_object_mut().unwrap().remove(field);
-            assert!(UserRecord::from_json(v).is_err(), "missing {field}");
+            assert_eq!(
+                refusal(v),
+                format!("user record is invalid: {field} is missing")
+            );
         }
-        assert!(with(json!({"saltVersion": null})).is_err());
-        assert!(with(json!({"iamPolicyArn": "not-an-arn"})).is_err());
-        assert!(with(json!({"roleArn": "arn:aws:iam::1:user/x"})).is_err());
-        assert!(with(json!({"username": "Alice"})).is_err());
-        assert!(with(json!({"expiresAt": "tomorrow"})).is_err());
-        assert!(with(json!({"status": "banned"})).is_err());
-        assert!(with(json!({"allowedIps": ["10.0.0.0/33"]})).is_err());
-        assert!(with(json!({"protocols": ["SCP"]})).is_err());
-        assert!(with(json!({"publicKeys": ["not a key"]})).is_err());
-        assert!(UserRecord::from_json(json!([1, 2])).is_err());
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("username");
+        assert!(refusal(v).contains("missing field `username`"));
+        for (extra, reason) in [
+            (
+                json!({"saltVersion": null}),
+                "passwordHash without saltVersion",
+            ),
+            (
+                json!({"iamPolicyArn": "not-an-arn"}),
+                "iamPolicyArn is not an IAM policy ARN",
+            ),
+            (
+                json!({"roleArn": "arn:aws:iam::1:user/x"}),
+                "roleArn is not an IAM role ARN",
+            ),
+            (
+                json!({"username": "Alice"}),
+                "username key is not stored lowercase",
+            ),
+            (json!({"expiresAt": "tomorrow"}), "expected i64"),
+            (json!({"status": "banned"}), "unknown variant `banned`"),
+            (
+                json!({"allowedIps": ["10.0.0.0/33"]}),
+                "allowedIps holds something that is not a CIDR or an IP address",
+            ),
+            (
+                json!({"protocols": ["SCP"]}),
+                "protocols holds an unknown protocol",
+            ),
+            (
+                json!({"publicKeys": ["not a key"]}),
+                "publicKeys holds something that is not an OpenSSH public key",
+            ),
+        ] {
+            let mut v = base();
+            for (k, val) in extra.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            let got = refusal(v);
+            assert!(
+                got.starts_with("user record is invalid: ") && got.contains(reason),
+                "{extra}: {got}"
+            );
+        }
+        assert!(refusal(json!([1, 2])).contains("expected struct StoredRecord"));
+    }
+
+    #[test]
+    fn a_record_survives_being_stored_and_read_back() {
+        for extra in [
+            json!({}),
+            json!({"chroot": true, "status": "disabled", "expiresAt": 5, "uploadRules": {"maxObjectBytes": 3}}),
+            json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "/in", "Target": "/b1/x/in", "Type": "DIRECTORY"}],
+                   "allowedIps": ["10.1.2.3/16", "192.0.2.7"], "allowedServers": ["s-1"], "protocols": ["sftp"],
+                   "publicKeys": [KEY, {"key": KEY, "expiresAt": 9}], "roleArn": "arn:aws:iam::123456789012:role/r",
+                   "posixProfile": {"Uid": 1, "Gid": 2}}),
+        ] {
+            let user = with(extra.clone()).unwrap();
+            let again = UserRecord::from_json(user.to_json()).unwrap();
+            assert_eq!(again, user, "{extra}");
+            assert_eq!(UserRecord::from_stored(user.to_stored()).unwrap(), user);
+        }
+    }
+
+    #[test]
+    fn the_attribute_names_are_the_stored_record_s_own() {
+        let user = with(json!({"chroot": true, "expiresAt": 5, "allowedIps": ["10.0.0.0/8"], "allowedServers": ["s"],
+            "protocols": ["SFTP"], "publicKeys": [KEY], "roleArn": "arn:aws:iam::123456789012:role/r",
+            "posixProfile": {"Uid": 1, "Gid": 2}})).unwrap();
+        let json = user.to_json();
+        for name in [
+            attr::USERNAME,
+            attr::PASSWORD_HASH,
+            attr::SALT_VERSION,
+            attr::BUCKET,
+            attr::HOME,
+            attr::IAM_POLICY_ARN,
+            attr::ROLE_ARN,
+            attr::CHROOT,
+            attr::PUBLIC_KEYS,
+            attr::ALLOWED_IPS,
+            attr::ALLOWED_SERVERS,
+            attr::PROTOCOLS,
+            attr::POSIX_PROFILE,
+            attr::STATUS,
+            attr::EXPIRES_AT,
+        ] {
+            assert!(json.get(name).is_some(), "{name} is not a stored attribute");
+        }
+        let logical = with(json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "/", "Target": "/b/x"}]})).unwrap();
+        for name in [attr::HOME_DIRECTORY_TYPE, attr::HOME_DIRECTORY_DETAILS] {
+            assert!(
+                logical.to_json().get(name).is_some(),
+                "{name} is not a stored attribute"
+            );
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub trait UserStore: Send + Sync {
     /// Migration: writes a new user only if none exists; `Ok(false)` when one does.
     fn create_user(
         &self,
-        record: &serde_json::Value,
+        record: &UserRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
@@ -103,13 +103,14 @@ pub struct UserPage {
 }
 
 /// Writes and lists user records (the administration side; logins only need [`UserStore`]).
-/// Records travel as plain JSON objects in the data model's shape.
+/// Writes take a [`UserRecord`], so nothing the record parser refuses can be stored; reads for
+/// display are plain JSON, so that a broken record can still be shown and repaired.
 pub trait UserAdmin: Send + Sync {
     /// Writes a record. With `overwrite == false` an existing user is left alone and `Ok(false)`
     /// is returned.
     fn put_user(
         &self,
-        record: &serde_json::Value,
+        record: &UserRecord,
         overwrite: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -152,7 +153,7 @@ impl<T: UserStore + ?Sized> UserStore for &T {
     }
     fn create_user(
         &self,
-        record: &serde_json::Value,
+        record: &UserRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).create_user(record)
     }
@@ -176,7 +177,7 @@ impl<T: UserStore + ?Sized> UserStore for std::sync::Arc<T> {
     }
     fn create_user(
         &self,
-        record: &serde_json::Value,
+        record: &UserRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).create_user(record)
     }
@@ -185,7 +186,7 @@ impl<T: UserStore + ?Sized> UserStore for std::sync::Arc<T> {
 impl<T: UserAdmin + ?Sized> UserAdmin for &T {
     fn put_user(
         &self,
-        record: &serde_json::Value,
+        record: &UserRecord,
         overwrite: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).put_user(record, overwrite)

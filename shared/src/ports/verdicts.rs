@@ -6,6 +6,7 @@ use std::future::Future;
 use serde_json::Value;
 
 use super::StoreError;
+use crate::domain::user::Status;
 
 /// Writes a verdict back to the users table.
 pub trait VerdictWriter: Send + Sync {
@@ -15,8 +16,8 @@ pub trait VerdictWriter: Send + Sync {
     fn write_verdict(
         &self,
         username: &str,
-        seen: &[(&'static str, Option<Value>)],
-        status: Option<&str>,
+        seen: &[(&'static str, Option<serde_dynamo::AttributeValue>)],
+        status: Option<Status>,
         reason: &str,
         at: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;

@@ -140,7 +140,7 @@ impl UserStore for LocalStore {
         Ok(n > 0)
     }
 
-    async fn create_user(&self, record: &Value) -> Result<bool, StoreError> {
+    async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError> {
         self.put_user(record, false).await
     }
 }
@@ -172,12 +172,9 @@ impl crate::ports::SaltUsage for LocalStore {
 }
 
 impl UserAdmin for LocalStore {
-    async fn put_user(&self, record: &Value, overwrite: bool) -> Result<bool, StoreError> {
-        let name = record
-            .get("username")
-            .and_then(Value::as_str)
-            .ok_or_else(|| StoreError::Malformed("a user record needs a username".into()))?;
-        let text = record.to_string();
+    async fn put_user(&self, record: &UserRecord, overwrite: bool) -> Result<bool, StoreError> {
+        let name = record.username.as_str();
+        let text = record.to_json().to_string();
         let changed = self.with_db(|db| {
             if overwrite {
                 db.execute(
@@ -413,8 +410,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn user(name: &str) -> Value {
-        json!({"username": name, "bucket": DEFAULT_BUCKET, "home": name, "iamPolicyArn": policy_arn(DEFAULT_POLICY)})
+    fn user(name: &str) -> UserRecord {
+        UserRecord::from_json(json!({"username": name, "bucket": DEFAULT_BUCKET, "home": name, "iamPolicyArn": policy_arn(DEFAULT_POLICY)})).unwrap()
     }
 
     #[tokio::test]
@@ -455,7 +452,7 @@ mod tests {
             "no overwrite without asking"
         );
         let mut changed = user("alice");
-        changed["status"] = json!("disabled");
+        changed.status = crate::domain::user::Status::Disabled;
         assert!(store.put_user(&changed, true).await.unwrap());
         let alice = Username::parse("alice").unwrap();
         assert_eq!(

@@ -13,7 +13,7 @@ use super::{
 use crate::domain::keyring::{Keyring, LEGACY_VERSION};
 use crate::domain::password::Password;
 use crate::domain::transfer::AuthRequest;
-use crate::domain::user::UserRecord;
+use crate::domain::user::{Status, StoredRecord, UserRecord};
 use crate::ports::{LegacyUsers, PolicySource, SaltSource, UserStore};
 
 impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator<U, S, P, L> {
@@ -64,23 +64,24 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
             return None;
         }
         let hash = self.hash_current(password, keyring).await?;
-        let record = serde_json::json!({
-            "username": legacy.username,
-            "bucket": legacy.bucket,
-            "home": legacy.home,
-            "iamPolicyArn": legacy.policy_arn,
-            "passwordHash": hash,
-            "saltVersion": keyring.current_version(),
-            "status": "active",
-        });
-        let user = match UserRecord::from_json(record.clone()) {
+        let record = StoredRecord {
+            username: legacy.username,
+            bucket: Some(legacy.bucket),
+            home: Some(legacy.home),
+            iam_policy_arn: Some(legacy.policy_arn),
+            password_hash: Some(hash),
+            salt_version: Some(keyring.current_version().to_owned()),
+            status: Some(Status::Active),
+            ..StoredRecord::default()
+        };
+        let user = match UserRecord::from_stored(record) {
             Ok(u) => u,
             Err(e) => {
                 warn!(username = %req.username, error = %e, "legacy user cannot be migrated");
                 return Some(Decision::Deny(DenyReason::InvalidRecord));
             }
         };
-        let decision = match self.users.create_user(&record).await {
+        let decision = match self.users.create_user(&user).await {
             Ok(true) => {
                 info!(username = %req.username, salt_version = keyring.current_version(), "legacy user migrated");
                 if let Some(denied) = restriction_denial(&user, req) {

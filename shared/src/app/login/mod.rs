@@ -273,10 +273,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
         let (user, keyring) = match (user, keyring) {
             (Err(e), _) => {
                 log_store_error(&e, "user lookup failed");
-                return deny(match e {
-                    StoreError::Malformed(_) => DenyReason::InvalidRecord,
-                    _ => DenyReason::StoreUnavailable,
-                });
+                return deny(denial_for(&e, Lookup::User));
             }
             (Ok(None), _) => return deny(DenyReason::UnknownUser),
             (Ok(Some(_)), Err(e)) => {
@@ -380,10 +377,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
             Ok(doc) => doc,
             Err(e) => {
                 log_store_error(&e, "session policy unavailable");
-                return Decision::Deny(match e {
-                    StoreError::Malformed(_) => DenyReason::PolicyInvalid,
-                    _ => DenyReason::PolicyUnavailable,
-                });
+                return Decision::Deny(denial_for(&e, Lookup::Policy));
             }
         };
         let policy = match policy.as_session_policy() {
@@ -484,10 +478,28 @@ fn restriction_denial(user: &UserRecord, req: &AuthRequest) -> Option<DenyReason
 
 fn store_denial(e: StoreError, context: &'static str) -> Decision {
     log_store_error(&e, context);
-    Decision::Deny(match e {
-        StoreError::Malformed(_) => DenyReason::InvalidRecord,
-        _ => DenyReason::StoreUnavailable,
-    })
+    Decision::Deny(denial_for(&e, Lookup::User))
+}
+
+/// What a failed store call was about, for [`denial_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// The user's record, read or written.
+    User,
+    /// The user's session policy.
+    Policy,
+}
+
+/// The one mapping of a store failure to a denial reason. Something stored that cannot be used
+/// is the record's (or the policy's) fault, which no retry fixes; any other failure (the service
+/// is down, the policy is gone) counts as unavailable. Dashboards tell the two apart.
+fn denial_for(e: &StoreError, what: Lookup) -> DenyReason {
+    match (e, what) {
+        (StoreError::Malformed(_), Lookup::User) => DenyReason::InvalidRecord,
+        (StoreError::Malformed(_), Lookup::Policy) => DenyReason::PolicyInvalid,
+        (_, Lookup::User) => DenyReason::StoreUnavailable,
+        (_, Lookup::Policy) => DenyReason::PolicyUnavailable,
+    }
 }
 
 fn log_store_error(e: &StoreError, context: &'static str) {
@@ -528,3 +540,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned cache is still a valid cache: nothing is half-written under these locks.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+//! User administration: the use cases behind `ferry user …` (and any later entry point, such as a
+//! web console). Every change reads the stored record, applies the change, judges the result with
+//! the record parser the auth function uses, and writes it only if it passes; attributes the
+//! model does not know survive every rewrite. Prompts, files and printing stay with the caller.
+
+pub mod import;
+
+use crate::domain::keyring::Keyring;
+use crate::domain::password::{HashError, Password, hash_password};
+use crate::domain::ssh_key::{fingerprint, key_identity};
+use crate::domain::user::{KeyEntry, RecordError, Status, StoredRecord, UserRecord, attr};
+use crate::domain::username::Username;
+use crate::ports::{SaltSource, StoreError, UserAdmin, UserStore};
+
+/// What a new user gets when the operator names no bucket or policy (the data folder has its
+/// own; on AWS there is none).
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub bucket: Option<String>,
+    pub policy_arn: Option<String>,
+}
+
+/// The attributes an operator sets when adding or updating a user. `None` or an empty list
+/// leaves what is stored alone.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub bucket: Option<String>,
+    pub home: Option<String>,
+    pub policy_arn: Option<String>,
+    pub role_arn: Option<String>,
+    pub chroot: Option<bool>,
+    /// OpenSSH public keys, replacing the stored ones.
+    pub keys: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub servers: Vec<String>,
+    pub protocols: Vec<String>,
+    pub expires_at: Option<i64>,
+}
+
+/// What happens to the password.
+#[derive(Debug)]
+pub enum PasswordChange {
+    Set(Password),
+    /// Keys only from now on.
+    Remove,
+    /// An update keeps the stored password.
+    Keep,
+}
+
+/// How a write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    Updated,
+}
+
+/// A stored key, by its number in the listing (from 1) or its `SHA256:` fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRef {
+    Number(usize),
+    Fingerprint(String),
+}
+
+/// Keys added to a user, and keys skipped because the user already had them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysAdded {
+    pub added: usize,
+    pub skipped: usize,
+}
+
+/// Why an administrative change was refused. The record stays as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no user {0}")]
+    NoSuchUser(Username),
+    #[error("user {0} already exists")]
+    AlreadyExists(Username),
+    /// A new user lacks an attribute (named as stored: `bucket`, `home`, `iamPolicyArn`).
+    #[error("{0} is required for a new user")]
+    Required(&'static str),
+    #[error("a new user needs a password or a public key")]
+    NoCredential,
+    #[error("{user} has no key number {number}")]
+    NoKeyNumber { user: Username, number: usize },
+    #[error("{user} has no key with fingerprint {fingerprint}")]
+    NoKeyFingerprint { user: Username, fingerprint: String },
+    #[error("the stored record of {user} cannot be read: {reason}")]
+    Unreadable { user: Username, reason: String },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("hashing the password failed: {0}")]
+    Hash(#[from] HashError),
+}
+
+/// The administration use cases over a user store and the salt keyring.
+#[derive(Debug)]
+pub struct Admin<U, S> {
+    users: U,
+    salts: S,
+    defaults: Defaults,
+}
+
+impl<U, S> Admin<U, S> {
+    pub fn new(users: U, salts: S, defaults: Defaults) -> Self {
+        Self {
+            users,
+            salts,
+            defaults,
+        }
+    }
+
+    /// The user store, for the reads callers make themselves (show, list).
+    pub fn users(&self) -> &U {
+        &self.users
+    }
+}
+
+impl<U: UserAdmin + UserStore, S: SaltSource> Admin<U, S> {
+    /// Creates a user, or with `update` changes an existing one.
+    pub async fn add(
+        &self,
+        username: &Username,
+        changes: Changes,
+        password: PasswordChange,
+        update: bool,
+    ) -> Result<Written, AdminError> {
+        let mut record = if update {
+            self.existing(username).await?
+        } else {
+            StoredRecord::default()
+        };
+        let changes = if update {
+            changes
+        } else {
+            self.with_defaults(changes)
+        };
+        apply(&mut record, username, changes)?;
+        match password {
+            PasswordChange::Set(p) => {
+                let keyring = self.salts.load_keyring().await?;
+                put_hash(&mut record, &keyring, &p)?;
+            }
+            PasswordChange::Remove => {
+                record.password_hash = None;
+                record.salt_version = None;
+            }
+            PasswordChange::Keep => {}
+        }
+        if !self.write(record, update).await? {
+            return Err(AdminError::AlreadyExists(username.clone()));
+        }
+        Ok(if update {
+            Written::Updated
+        } else {
+            Written::Created
+        })
+    }
+
+    /// A new password, hashed under the keyring's current salt.
+    pub async fn set_password(
+        &self,
+        username: &Username,
+        password: &Password,
+    ) -> Result<(), AdminError> {
+        let mut record = self.existing(username).await?;
+        let keyring = self.salts.load_keyring().await?;
+        put_hash(&mut record, &keyring, password)?;
+        self.write(record, true).await?;
+        Ok(())
+    }
+
+    /// Disables or enables a user.
+    pub async fn set_status(&self, username: &Username, status: Status) -> Result<(), AdminError> {
+        let mut record = self.existing(username).await?;
+        record.status = Some(status);
+        self.write(record, true).await?;
+        Ok(())
+    }
+
+    pub async fn remove(&self, username: &Username) -> Result<(), AdminError> {
+        if self.users.delete_user(username).await? {
+            Ok(())
+        } else {
+            Err(AdminError::NoSuchUser(username.clone()))
+        }
+    }
+
+    /// The user's stored keys, in listing order.
+    pub async fn keys(&self, username: &Username) -> Result<Vec<KeyEntry>, AdminError> {
+        Ok(self.existing(username).await?.public_keys)
+    }
+
+    /// Adds keys (a key the user already has, whatever its comment, is skipped).
+    pub async fn add_keys(
+        &self,
+        username: &Username,
+        keys: &[String],
+        expires_at: Option<i64>,
+    ) -> Result<KeysAdded, AdminError> {
+        let mut record = self.existing(username).await?;
+        let mut result = KeysAdded {
+            added: 0,
+            skipped: 0,
+        };
+        for key in keys {
+            let known = record
+                .public_keys
+                .iter()
+                .any(|e| key_identity(e.key()) == key_identity(key));
+            if known {
+                result.skipped += 1;
+                continue;
+            }
+            record
+                .public_keys
+                .push(KeyEntry::new(key.clone(), expires_at));
+            result.added += 1;
+        }
+        self.write(record, true).await?;
+        Ok(result)
+    }
+
+    /// Removes one key.
+    pub async fn remove_key(&self, username: &Username, which: &KeyRef) -> Result<(), AdminError> {
+        let mut record = self.existing(username).await?;
+        match which {
+            KeyRef::Number(n) => {
+                if *n == 0 || *n > record.public_keys.len() {
+                    return Err(AdminError::NoKeyNumber {
+                        user: username.clone(),
+                        number: *n,
+                    });
+                }
+                record.public_keys.remove(n - 1);
+            }
+            KeyRef::Fingerprint(fp) => {
+                let before = record.public_keys.len();
+                record
+                    .public_keys
+                    .retain(|e| fingerprint(e.key()).as_deref() != Some(fp.as_str()));
+                if record.public_keys.len() == before {
+                    return Err(AdminError::NoKeyFingerprint {
+                        user: username.clone(),
+                        fingerprint: fp.clone(),
+                    });
+                }
+            }
+        }
+        self.write(record, true).await?;
+        Ok(())
+    }
+
+    /// The stored record, loosely typed; `None` when there is no such user.
+    async fn stored(&self, username: &Username) -> Result<Option<StoredRecord>, AdminError> {
+        match self.users.get_raw(username).await? {
+            None => Ok(None),
+            Some(json) => {
+                serde_json::from_value(json)
+                    .map(Some)
+                    .map_err(|e| AdminError::Unreadable {
+                        user: username.clone(),
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    async fn existing(&self, username: &Username) -> Result<StoredRecord, AdminError> {
+        self.stored(username)
+            .await?
+            .ok_or_else(|| AdminError::NoSuchUser(username.clone()))
+    }
+
+    /// Judges the record with the auth function's parser, then writes it. `Ok(false)`: without
+    /// `overwrite`, the user existed already.
+    async fn write(&self, record: StoredRecord, overwrite: bool) -> Result<bool, AdminError> {
+        let user = UserRecord::from_stored(record)?;
+        Ok(self.users.put_user(&user, overwrite).await?)
+    }
+
+    fn with_defaults(&self, mut changes: Changes) -> Changes {
+        changes.bucket = changes.bucket.or_else(|| self.defaults.bucket.clone());
+        changes.policy_arn = changes
+            .policy_arn
+            .or_else(|| self.defaults.policy_arn.clone());
+        changes
+    }
+}
+
+/// Writes `changes` over `record` and checks that a new user has what it needs.
+fn apply(record: &mut StoredRecord, username: &Username, c: Changes) -> Result<(), AdminError> {
+    fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+        if value.is_some() {
+            *slot = value;
+        }
+    }
+    fn set_list(slot: &mut Vec<String>, value: Vec<String>) {
+        if !value.is_empty() {
+            *slot = value;
+        }
+    }
+    record.username = username.as_str().to_owned();
+    set(&mut record.bucket, c.bucket);
+    set(&mut record.home, c.home);
+    set(&mut record.iam_policy_arn, c.policy_arn);
+    set(&mut record.role_arn, c.role_arn);
+    set(&mut record.chroot, c.chroot);
+    set_list(&mut record.allowed_ips, c.allowed_ips);
+    set_list(&mut record.allowed_servers, c.servers);
+    set_list(
+        &mut record.protocols,
+        c.protocols.iter().map(|p| p.to_ascii_uppercase()).collect(),
+    );
+    set(&mut record.expires_at, c.expires_at);
+    if !c.keys.is_empty() {
+        record.public_keys = c.keys.into_iter().map(|k| KeyEntry::new(k, None)).collect();
+    }
+    record.status.get_or_insert(Status::Active);
+    for (value, name) in [
+        (record.bucket.is_some(), attr::BUCKET),
+        (record.home.is_some(), attr::HOME),
+        (record.iam_policy_arn.is_some(), attr::IAM_POLICY_ARN),
+    ] {
+        if !value {
+            return Err(AdminError::Required(name));
+        }
+    }
+    Ok(())
+}
+
+/// Hashes `password` under the keyring's current salt into the record.
+fn put_hash(
+    record: &mut StoredRecord,
+    keyring: &Keyring,
+    password: &Password,
+) -> Result<(), AdminError> {
+    record.password_hash = Some(hash_password(keyring.current_salt(), password)?);
+    record.salt_version = Some(keyring.current_version().to_owned());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

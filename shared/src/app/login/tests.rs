@@ -1,0 +1,1114 @@
+//! The authenticator's decisions, against the in-memory ports of [`crate::testing`]: every reason
+//! a login is refused, what an allowed login answers, re-hashing, the keyring reload, the caches
+//! and the migration from the seed design. Argon2 is the real one (optimised even in dev builds),
+//! so a stored hash here is what a store would hold; no service is involved.
+//!
+//! `tests/tests/auth.rs` and `tests/tests/rotation.rs` run the same authenticator through the real
+//! adapters; these tests are the fast specification of the decisions themselves.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::migration::legacy_key;
+use super::{Authenticator, Decision, DenyReason, Settings};
+use crate::app::now_epoch;
+use crate::domain::keyring::Keyring;
+use crate::domain::password::{Password, hash_password, pepper};
+use crate::domain::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
+use crate::domain::protocol::Protocol;
+use crate::domain::transfer::{AuthRequest, AuthResponse, Credential};
+use crate::domain::user::{Mapping, MappingType, PosixProfile, UserRecord};
+use crate::domain::username::Username;
+use crate::ports::LegacyUser;
+use crate::testing::{Fault, MemoryKeyring, MemoryLegacy, MemoryPolicies, MemoryUsers};
+
+const DEFAULT_ROLE: &str = "arn:aws:iam::123456789012:role/ferry-default";
+const OWN_ROLE: &str = "arn:aws:iam::123456789012:role/partner-bob";
+const POLICY_ARN: &str = "arn:aws:iam::123456789012:policy/ferry-scope-down";
+const BIG_POLICY_ARN: &str = "arn:aws:iam::123456789012:policy/too-big";
+const SERVER: &str = "s-0123456789abcdef0";
+const SEED_SALT: &str = "the-seed-design-plain-salt";
+/// Versions 0 (the seed design's salt), 1 and 2; new hashes use 2.
+const KEYRING: &str =
+    r#"{"current":"2","salts":{"0":"the-seed-design-plain-salt","1":"salt-one","2":"salt-two"}}"#;
+/// The same after a rotation: 3 added and current.
+const ROTATED: &str = r#"{"current":"3","salts":{"0":"the-seed-design-plain-salt","1":"salt-one","2":"salt-two","3":"salt-three"}}"#;
+
+const KEY_A: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@x";
+const KEY_B: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBf3Rw5ojPiuBcXf3lJiZ2nWGwHDeMmKd7Hjt3x9Hx9m b@x";
+const KEY_C: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEXAMPLEkeyAAAAAAAAAAAA c@x";
+
+/// The ports one authenticator is built on; tests keep them to arrange faults and to look at
+/// what the authenticator did.
+struct World {
+    users: MemoryUsers,
+    salts: MemoryKeyring,
+    policies: MemoryPolicies,
+    legacy: MemoryLegacy,
+}
+
+type Auth<'a> = Authenticator<&'a MemoryUsers, &'a MemoryKeyring, &'a MemoryPolicies>;
+type MigratingAuth<'a> =
+    Authenticator<&'a MemoryUsers, &'a MemoryKeyring, &'a MemoryPolicies, &'a MemoryLegacy>;
+
+impl World {
+    fn new() -> Self {
+        let policies = MemoryPolicies::new();
+        // Stored pretty-printed, as an author writes it: the answer must carry it minified.
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<Value>(CANONICAL_SCOPE_DOWN).unwrap(),
+        )
+        .unwrap();
+        policies.insert(POLICY_ARN, PolicyDocument::from_json(&pretty).unwrap());
+        Self {
+            users: MemoryUsers::new(),
+            salts: MemoryKeyring::new(keyring(KEYRING)),
+            policies,
+            legacy: MemoryLegacy::new(),
+        }
+    }
+
+    /// An authenticator whose caches outlive the test.
+    fn auth(&self) -> Auth<'_> {
+        self.auth_caching(Duration::from_secs(3600))
+    }
+
+    fn auth_caching(&self, ttl: Duration) -> Auth<'_> {
+        let settings = Settings {
+            default_role_arn: DEFAULT_ROLE.to_owned(),
+            salt_cache: ttl,
+            policy_cache: ttl,
+        };
+        Authenticator::new(&self.users, &self.salts, &self.policies, settings)
+    }
+
+    /// An authenticator with the seed design's table configured.
+    fn migrating(&self) -> MigratingAuth<'_> {
+        self.auth().with_legacy(&self.legacy)
+    }
+
+    /// A hash of `password` under the keyring's salt `version`, as a store would hold it.
+    fn hash(&self, password: &str, version: &str) -> String {
+        let keyring = self.salts.keyring();
+        let salt = keyring
+            .salt(version)
+            .expect("the keyring holds this version");
+        hash_password(salt, &pw(password)).unwrap()
+    }
+
+    /// Stores a user whose password (if any) is hashed under the current salt; `extra`
+    /// attributes are applied last, so they may override any of that.
+    fn add(&self, name: &str, password: Option<&str>, extra: Value) -> UserRecord {
+        let mut attrs = json!({});
+        if let Some(password) = password {
+            let version = self.salts.keyring().current_version().to_owned();
+            attrs = json!({"passwordHash": self.hash(password, &version), "saltVersion": version});
+        }
+        merge(&mut attrs, extra);
+        let user = record(name, attrs);
+        self.users.insert(user.clone());
+        user
+    }
+
+    /// Stores a seed-design user under the key their password gives.
+    fn add_legacy(&self, name: &str, password: &str) -> String {
+        let key = legacy_key(SEED_SALT, &pw(password), name);
+        self.legacy.insert(
+            key.clone(),
+            LegacyUser {
+                username: name.to_owned(),
+                bucket: "seed-bucket".to_owned(),
+                home: format!("home/{name}"),
+                policy_arn: POLICY_ARN.to_owned(),
+            },
+        );
+        key
+    }
+}
+
+fn keyring(json: &str) -> Keyring {
+    Keyring::parse(json).unwrap()
+}
+
+fn pw(password: &str) -> Password {
+    Password::parse(password).unwrap()
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    if let (Some(into), Value::Object(extra)) = (into.as_object_mut(), extra) {
+        into.extend(extra);
+    }
+}
+
+/// A valid record of `name` in bucket `ferry-data` under `home/<name>`, plus `extra`.
+fn record(name: &str, extra: Value) -> UserRecord {
+    let mut attrs = json!({
+        "username": name,
+        "bucket": "ferry-data",
+        "home": format!("home/{name}"),
+        "iamPolicyArn": POLICY_ARN,
+    });
+    merge(&mut attrs, extra);
+    UserRecord::from_json(attrs).unwrap()
+}
+
+fn request(name: &str, credential: Credential) -> AuthRequest {
+    AuthRequest {
+        username: Username::parse(name).unwrap(),
+        credential,
+        protocol: Protocol::Sftp,
+        server_id: SERVER.to_owned(),
+        source_ip: "203.0.113.7".parse().unwrap(),
+    }
+}
+
+fn password(name: &str, password: &str) -> AuthRequest {
+    request(name, Credential::Password(pw(password)))
+}
+
+fn key(name: &str) -> AuthRequest {
+    request(name, Credential::PublicKey)
+}
+
+fn deny(reason: DenyReason) -> Decision {
+    Decision::Deny(reason)
+}
+
+fn allowed(decision: Decision) -> AuthResponse {
+    match decision {
+        Decision::Allow(response) => response,
+        Decision::Deny(reason) => panic!("expected an allowed login, got {reason:?}"),
+    }
+}
+
+fn canonical_policy() -> Option<String> {
+    Some(CANONICAL_SCOPE_DOWN.to_owned())
+}
+
+// ---- What an allowed login answers ----
+
+#[tokio::test]
+async fn a_right_password_gets_the_default_role_the_minified_policy_and_a_path_home() {
+    let w = World::new();
+    w.add("alice", Some("correct horse"), json!({}));
+    let got = w
+        .auth()
+        .authenticate(&password("alice", "correct horse"))
+        .await;
+    assert_eq!(
+        got,
+        Decision::Allow(AuthResponse {
+            role: DEFAULT_ROLE.to_owned(),
+            policy: canonical_policy(),
+            home_directory_type: "PATH",
+            home_directory: Some("/ferry-data/home/alice".to_owned()),
+            home_directory_details: None,
+            public_keys: None,
+            posix_profile: None,
+        })
+    );
+    assert_eq!(w.users.reads(), 1, "one user read per login");
+}
+
+#[tokio::test]
+async fn a_user_with_their_own_role_logical_home_and_posix_profile_gets_them_back() {
+    let w = World::new();
+    w.add(
+        "bob",
+        Some("pw-bob"),
+        json!({
+            "roleArn": OWN_ROLE,
+            "homeDirectoryType": "LOGICAL",
+            "homeDirectoryDetails": [
+                {"Entry": "/inbox", "Target": "/bucket-a/in/bob", "Type": "DIRECTORY"},
+                {"Entry": "/readme.txt", "Target": "/bucket-b/readme.txt", "Type": "FILE"}
+            ],
+            "posixProfile": {"Uid": 1001, "Gid": 1002, "SecondaryGids": [5, 6]},
+        }),
+    );
+    let got = allowed(w.auth().authenticate(&password("bob", "pw-bob")).await);
+    assert_eq!(got.role, OWN_ROLE);
+    assert_eq!(got.home_directory_type, "LOGICAL");
+    assert_eq!(got.home_directory, None);
+    let details: Vec<Mapping> =
+        serde_json::from_str(got.home_directory_details.as_deref().unwrap()).unwrap();
+    assert_eq!(details.len(), 2);
+    assert_eq!(details[0].target, "/bucket-a/in/bob");
+    assert_eq!(details[1].kind, Some(MappingType::File));
+    assert_eq!(
+        got.posix_profile,
+        Some(PosixProfile {
+            uid: 1001,
+            gid: 1002,
+            secondary_gids: vec![5, 6]
+        })
+    );
+    assert_eq!(got.policy, canonical_policy());
+}
+
+#[tokio::test]
+async fn a_key_login_answers_the_live_keys_and_loads_no_keyring() {
+    let w = World::new();
+    let now = now_epoch();
+    w.add(
+        "erin",
+        Some("pw"),
+        json!({"publicKeys": [
+            {"key": KEY_A, "expiresAt": now - 3600},
+            {"key": KEY_B, "expiresAt": now + 3600},
+            KEY_C
+        ]}),
+    );
+    let auth = w.auth();
+    let got = allowed(auth.authenticate(&key("erin")).await);
+    assert_eq!(
+        got.public_keys,
+        Some(vec![KEY_B.to_owned(), KEY_C.to_owned()])
+    );
+    assert_eq!(got.role, DEFAULT_ROLE);
+    assert_eq!(got.home_directory.as_deref(), Some("/ferry-data/home/erin"));
+    assert_eq!(got.policy, canonical_policy());
+    assert_eq!(w.salts.loads(), 0, "a key login needs no salt");
+    let by_password = allowed(auth.authenticate(&password("erin", "pw")).await);
+    assert_eq!(
+        by_password.public_keys, None,
+        "never keys on a password login"
+    );
+}
+
+// ---- Who is refused, and why ----
+
+#[tokio::test]
+async fn an_unknown_user_is_refused_in_both_flows() {
+    let w = World::new();
+    let auth = w.auth();
+    assert_eq!(
+        auth.authenticate(&password("nobody", "pw")).await,
+        deny(DenyReason::UnknownUser)
+    );
+    assert_eq!(
+        auth.authenticate(&key("nobody")).await,
+        deny(DenyReason::UnknownUser)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_even_when_it_differs_only_in_case() {
+    let w = World::new();
+    w.add("dave", Some("right"), json!({}));
+    let auth = w.auth();
+    for wrong in ["wrong", "Right", "right "] {
+        assert_eq!(
+            auth.authenticate(&password("dave", wrong)).await,
+            deny(DenyReason::WrongPassword),
+            "{wrong:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hash_claimed_under_another_salt_version_is_a_wrong_password() {
+    let w = World::new();
+    w.add(
+        "iris",
+        None,
+        json!({"passwordHash": w.hash("pw", "1"), "saltVersion": "2"}),
+    );
+    assert_eq!(
+        w.auth().authenticate(&password("iris", "pw")).await,
+        deny(DenyReason::WrongPassword)
+    );
+}
+
+#[tokio::test]
+async fn a_password_login_for_a_user_without_a_password_is_refused() {
+    let w = World::new();
+    w.add("keys-only", None, json!({"publicKeys": [KEY_A]}));
+    assert_eq!(
+        w.auth()
+            .authenticate(&password("keys-only", "anything"))
+            .await,
+        deny(DenyReason::NoPasswordSet)
+    );
+}
+
+#[tokio::test]
+async fn a_key_login_without_a_live_key_is_refused() {
+    let w = World::new();
+    w.add("no-keys", Some("pw"), json!({}));
+    w.add(
+        "old-keys",
+        None,
+        json!({"publicKeys": [{"key": KEY_A, "expiresAt": now_epoch() - 10}]}),
+    );
+    let auth = w.auth();
+    for name in ["no-keys", "old-keys"] {
+        assert_eq!(
+            auth.authenticate(&key(name)).await,
+            deny(DenyReason::NoKeys),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn disabled_invalid_and_expired_users_are_refused_in_both_flows_even_with_the_right_password()
+{
+    let w = World::new();
+    let keys = json!([KEY_A]);
+    w.add(
+        "disabled-u",
+        Some("pw"),
+        json!({"status": "disabled", "publicKeys": keys}),
+    );
+    w.add(
+        "invalid-u",
+        Some("pw"),
+        json!({"status": "invalid", "publicKeys": keys}),
+    );
+    w.add(
+        "expired-u",
+        Some("pw"),
+        json!({"expiresAt": now_epoch() - 60, "publicKeys": keys}),
+    );
+    w.add(
+        "later-u",
+        Some("pw"),
+        json!({"expiresAt": now_epoch() + 3600, "publicKeys": keys}),
+    );
+    let auth = w.auth();
+    for (name, reason) in [
+        ("disabled-u", DenyReason::Disabled),
+        ("invalid-u", DenyReason::Invalid),
+        ("expired-u", DenyReason::Expired),
+    ] {
+        assert_eq!(
+            auth.authenticate(&password(name, "pw")).await,
+            deny(reason),
+            "{name} by password"
+        );
+        assert_eq!(
+            auth.authenticate(&key(name)).await,
+            deny(reason),
+            "{name} by key"
+        );
+    }
+    allowed(auth.authenticate(&password("later-u", "pw")).await);
+    allowed(auth.authenticate(&key("later-u")).await);
+}
+
+#[tokio::test]
+async fn source_ip_server_and_protocol_lists_are_enforced_in_both_flows() {
+    let w = World::new();
+    w.add(
+        "frank",
+        Some("pw"),
+        json!({
+            "allowedIps": ["203.0.113.0/24", "2001:db8::/32"],
+            "allowedServers": [SERVER],
+            "protocols": ["SFTP", "FTPS"],
+            "publicKeys": [KEY_A],
+        }),
+    );
+    let auth = w.auth();
+    for base in [password("frank", "pw"), key("frank")] {
+        allowed(auth.authenticate(&base).await);
+        let v6 = AuthRequest {
+            source_ip: "2001:db8::9".parse().unwrap(),
+            ..base.clone()
+        };
+        allowed(auth.authenticate(&v6).await);
+        let cases = [
+            (
+                AuthRequest {
+                    source_ip: "198.51.100.1".parse().unwrap(),
+                    ..base.clone()
+                },
+                DenyReason::IpNotAllowed,
+            ),
+            (
+                AuthRequest {
+                    server_id: "s-fffffffffffffffff".to_owned(),
+                    ..base.clone()
+                },
+                DenyReason::ServerNotAllowed,
+            ),
+            (
+                AuthRequest {
+                    protocol: Protocol::Ftp,
+                    ..base.clone()
+                },
+                DenyReason::ProtocolNotAllowed,
+            ),
+        ];
+        for (req, reason) in cases {
+            assert_eq!(auth.authenticate(&req).await, deny(reason), "{req:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn restrictions_are_judged_only_after_the_password_so_they_tell_a_guesser_nothing() {
+    let w = World::new();
+    w.add(
+        "gwen",
+        Some("pw"),
+        json!({"allowedIps": ["203.0.113.0/24"]}),
+    );
+    let outside = AuthRequest {
+        source_ip: "198.51.100.1".parse().unwrap(),
+        ..password("gwen", "guess")
+    };
+    assert_eq!(
+        w.auth().authenticate(&outside).await,
+        deny(DenyReason::WrongPassword)
+    );
+}
+
+#[tokio::test]
+async fn a_salt_version_the_keyring_does_not_hold_is_refused_after_reloading_it_each_time() {
+    let w = World::new();
+    w.add(
+        "jack",
+        None,
+        json!({"passwordHash": w.hash("pw", "1"), "saltVersion": "7"}),
+    );
+    let auth = w.auth();
+    for attempt in 1..=2 {
+        assert_eq!(
+            auth.authenticate(&password("jack", "pw")).await,
+            deny(DenyReason::SaltVersionMissing)
+        );
+        // The cached read, then one reload: a version newer than the cache may have just been
+        // made, and refusing a right password costs more than a read.
+        assert_eq!(w.salts.loads(), 1 + attempt, "attempt {attempt}");
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_user_store_is_refused_in_both_flows() {
+    let w = World::new();
+    w.add("rosa", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    w.users.fail_reads_with(Fault::Unavailable);
+    let auth = w.auth();
+    assert_eq!(
+        auth.authenticate(&password("rosa", "pw")).await,
+        deny(DenyReason::StoreUnavailable)
+    );
+    assert_eq!(
+        auth.authenticate(&key("rosa")).await,
+        deny(DenyReason::StoreUnavailable)
+    );
+    w.users.recover();
+    allowed(auth.authenticate(&password("rosa", "pw")).await);
+}
+
+#[tokio::test]
+async fn a_malformed_user_record_is_refused_as_invalid_in_both_flows() {
+    let w = World::new();
+    w.add("mia", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    w.users.fail_reads_with(Fault::Malformed);
+    let auth = w.auth();
+    assert_eq!(
+        auth.authenticate(&password("mia", "pw")).await,
+        deny(DenyReason::InvalidRecord)
+    );
+    assert_eq!(
+        auth.authenticate(&key("mia")).await,
+        deny(DenyReason::InvalidRecord)
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_stored_hash_is_refused_as_an_invalid_record() {
+    let w = World::new();
+    w.add(
+        "nia",
+        None,
+        json!({"passwordHash": "$argon2id$garbage", "saltVersion": "2"}),
+    );
+    assert_eq!(
+        w.auth().authenticate(&password("nia", "pw")).await,
+        deny(DenyReason::InvalidRecord)
+    );
+}
+
+#[tokio::test]
+async fn an_unavailable_or_broken_keyring_refuses_passwords_but_not_keys() {
+    for fault in [Fault::Unavailable, Fault::Malformed] {
+        let w = World::new();
+        w.add("sam", Some("pw"), json!({"publicKeys": [KEY_A]}));
+        w.salts.fail_with(fault);
+        let auth = w.auth();
+        assert_eq!(
+            auth.authenticate(&password("sam", "pw")).await,
+            deny(DenyReason::KeyringUnavailable),
+            "{fault:?}"
+        );
+        allowed(auth.authenticate(&key("sam")).await);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_user_stays_unknown_when_the_keyring_is_unavailable() {
+    let w = World::new();
+    w.salts.fail_with(Fault::Unavailable);
+    assert_eq!(
+        w.auth().authenticate(&password("nobody", "pw")).await,
+        deny(DenyReason::UnknownUser)
+    );
+}
+
+#[tokio::test]
+async fn an_unavailable_or_missing_policy_is_refused_in_both_flows() {
+    let w = World::new();
+    w.add("lee", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    w.add(
+        "lou",
+        Some("pw"),
+        json!({"iamPolicyArn": "arn:aws:iam::123456789012:policy/does-not-exist"}),
+    );
+    let auth = w.auth();
+    assert_eq!(
+        auth.authenticate(&password("lou", "pw")).await,
+        deny(DenyReason::PolicyUnavailable),
+        "a policy that does not exist"
+    );
+    w.policies.fail_with(Fault::Unavailable);
+    assert_eq!(
+        auth.authenticate(&password("lee", "pw")).await,
+        deny(DenyReason::PolicyUnavailable)
+    );
+    assert_eq!(
+        auth.authenticate(&key("lee")).await,
+        deny(DenyReason::PolicyUnavailable)
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_policy_is_refused_as_invalid_in_both_flows() {
+    let w = World::new();
+    w.add("pat", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    w.policies.fail_with(Fault::Malformed);
+    let auth = w.auth();
+    assert_eq!(
+        auth.authenticate(&password("pat", "pw")).await,
+        deny(DenyReason::PolicyInvalid)
+    );
+    assert_eq!(
+        auth.authenticate(&key("pat")).await,
+        deny(DenyReason::PolicyInvalid)
+    );
+}
+
+#[tokio::test]
+async fn a_policy_over_2048_characters_is_refused_in_both_flows() {
+    let w = World::new();
+    let big = format!(r#"{{"Version":"2012-10-17","Sid":"{}"}}"#, "x".repeat(2048));
+    w.policies
+        .insert(BIG_POLICY_ARN, PolicyDocument::from_json(&big).unwrap());
+    w.add(
+        "kim",
+        Some("pw"),
+        json!({"iamPolicyArn": BIG_POLICY_ARN, "publicKeys": [KEY_A]}),
+    );
+    let auth = w.auth();
+    assert_eq!(
+        auth.authenticate(&password("kim", "pw")).await,
+        deny(DenyReason::PolicyTooLarge)
+    );
+    assert_eq!(
+        auth.authenticate(&key("kim")).await,
+        deny(DenyReason::PolicyTooLarge)
+    );
+}
+
+// ---- Re-hashing after a successful login ----
+
+#[tokio::test]
+async fn a_login_under_an_older_salt_moves_the_hash_to_the_current_salt() {
+    let w = World::new();
+    let before = w.add(
+        "bob",
+        None,
+        json!({"passwordHash": w.hash("bob-pw", "1"), "saltVersion": "1"}),
+    );
+    allowed(w.auth().authenticate(&password("bob", "bob-pw")).await);
+    let after = w.users.record("bob").unwrap();
+    assert_eq!(after.salt_version.as_deref(), Some("2"));
+    assert_ne!(after.password_hash, before.password_hash);
+    assert_eq!(w.users.writes(), 1);
+    // The new hash is a working one: a cold authenticator lets bob in and writes nothing more.
+    allowed(w.auth().authenticate(&password("bob", "bob-pw")).await);
+    assert_eq!(w.users.writes(), 1);
+}
+
+#[tokio::test]
+async fn a_hash_with_weaker_argon2_parameters_is_replaced_at_the_next_login() {
+    let w = World::new();
+    let weak = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(4096, 1, 1, None).unwrap(),
+    )
+    .hash_password(
+        &pepper("salt-two", &pw("weak-pw")),
+        &SaltString::generate(&mut rand_core::OsRng),
+    )
+    .unwrap()
+    .to_string();
+    w.add(
+        "wendy",
+        None,
+        json!({"passwordHash": weak, "saltVersion": "2"}),
+    );
+    allowed(w.auth().authenticate(&password("wendy", "weak-pw")).await);
+    let after = w.users.record("wendy").unwrap();
+    assert!(
+        after
+            .password_hash
+            .as_deref()
+            .unwrap()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "re-hashed at the configured cost"
+    );
+    assert_eq!(after.salt_version.as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn a_hash_already_current_is_left_alone() {
+    let w = World::new();
+    let before = w.add("tess", Some("pw"), json!({}));
+    allowed(w.auth().authenticate(&password("tess", "pw")).await);
+    assert_eq!(w.users.writes(), 0);
+    assert_eq!(w.users.record("tess"), Some(before));
+}
+
+#[tokio::test]
+async fn a_re_hash_that_loses_to_a_concurrent_change_keeps_that_change_and_the_login() {
+    let w = World::new();
+    let old = w.add(
+        "xena",
+        None,
+        json!({"passwordHash": w.hash("old-pw", "1"), "saltVersion": "1"}),
+    );
+    // An administrator sets a new password between the login's read and its re-hash.
+    let changed = record(
+        "xena",
+        json!({"passwordHash": w.hash("new-pw", "2"), "saltVersion": "2"}),
+    );
+    w.users.write_after_next_read(changed.clone());
+    allowed(w.auth().authenticate(&password("xena", "old-pw")).await);
+    assert_eq!(w.users.writes(), 1, "the re-hash was attempted");
+    assert_eq!(w.users.record("xena"), Some(changed), "and the change won");
+    assert_ne!(Some(old), w.users.record("xena"));
+}
+
+#[tokio::test]
+async fn a_re_hash_that_fails_does_not_refuse_the_login() {
+    let w = World::new();
+    let before = w.add(
+        "yuri",
+        None,
+        json!({"passwordHash": w.hash("pw", "1"), "saltVersion": "1"}),
+    );
+    w.users.fail_writes_with(Fault::Unavailable);
+    allowed(w.auth().authenticate(&password("yuri", "pw")).await);
+    assert_eq!(w.users.record("yuri"), Some(before));
+}
+
+// ---- The keyring reload and the caches ----
+
+#[tokio::test]
+async fn a_user_on_a_salt_newer_than_the_cached_keyring_makes_it_reload_once() {
+    let w = World::new();
+    w.add("alice", Some("alice-pw"), json!({}));
+    let auth = w.auth();
+    allowed(auth.authenticate(&password("alice", "alice-pw")).await);
+    assert_eq!(w.salts.loads(), 1);
+    // A rotation, then another instance re-hashed bob under the new salt.
+    w.salts.replace(keyring(ROTATED));
+    w.add(
+        "bob",
+        None,
+        json!({"passwordHash": w.hash("bob-pw", "3"), "saltVersion": "3"}),
+    );
+    allowed(auth.authenticate(&password("bob", "bob-pw")).await);
+    assert_eq!(w.salts.loads(), 2, "reloaded once");
+    allowed(auth.authenticate(&password("bob", "bob-pw")).await);
+    assert_eq!(w.salts.loads(), 2, "the reloaded keyring is cached");
+    // alice, on version 2, now moves to 3 as well: the reloaded keyring is the one used.
+    allowed(auth.authenticate(&password("alice", "alice-pw")).await);
+    assert_eq!(
+        w.users.record("alice").unwrap().salt_version.as_deref(),
+        Some("3")
+    );
+    assert_eq!(w.salts.loads(), 2);
+}
+
+#[tokio::test]
+async fn the_keyring_and_each_policy_are_loaded_once_within_their_ttl_and_users_every_time() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    w.add("bob", Some("pw"), json!({}));
+    let auth = w.auth();
+    for req in [
+        password("alice", "pw"),
+        key("alice"),
+        password("bob", "pw"),
+        password("alice", "pw"),
+    ] {
+        allowed(auth.authenticate(&req).await);
+    }
+    assert_eq!(w.salts.loads(), 1);
+    assert_eq!(w.policies.loads(), 1, "one policy, shared by both users");
+    assert_eq!(w.users.reads(), 4, "a record is read fresh on every login");
+}
+
+#[tokio::test]
+async fn past_their_ttl_the_keyring_and_the_policy_are_loaded_again() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.auth_caching(Duration::ZERO);
+    for _ in 0..2 {
+        allowed(auth.authenticate(&password("alice", "pw")).await);
+    }
+    assert_eq!(w.salts.loads(), 2);
+    assert_eq!(w.policies.loads(), 2);
+}
+
+#[tokio::test]
+async fn clearing_the_caches_loads_the_keyring_and_the_policy_again() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.auth();
+    allowed(auth.authenticate(&password("alice", "pw")).await);
+    auth.clear_caches();
+    allowed(auth.authenticate(&password("alice", "pw")).await);
+    assert_eq!((w.salts.loads(), w.policies.loads()), (2, 2));
+}
+
+// ---- Migration from the seed design ----
+
+#[tokio::test]
+async fn a_seed_users_first_login_migrates_them_under_the_current_salt_and_removes_the_item() {
+    let w = World::new();
+    let item = w.add_legacy("zoe", "zoe-pw");
+    let got = allowed(w.migrating().authenticate(&password("zoe", "zoe-pw")).await);
+    assert_eq!(got.home_directory.as_deref(), Some("/seed-bucket/home/zoe"));
+    assert_eq!(got.role, DEFAULT_ROLE);
+    assert_eq!(got.policy, canonical_policy());
+    let migrated = w.users.record("zoe").unwrap();
+    assert_eq!(migrated.salt_version.as_deref(), Some("2"));
+    assert_eq!(migrated.policy_arn, POLICY_ARN);
+    assert!(!w.legacy.contains(&item), "the legacy item is removed");
+    // From now on zoe is an ordinary user, with or without the legacy table.
+    allowed(w.auth().authenticate(&password("zoe", "zoe-pw")).await);
+    assert_eq!(
+        w.auth().authenticate(&password("zoe", "not-zoes")).await,
+        deny(DenyReason::WrongPassword)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_for_a_seed_user_migrates_nothing() {
+    let w = World::new();
+    let item = w.add_legacy("yan", "yan-pw");
+    assert_eq!(
+        w.migrating().authenticate(&password("yan", "Yan-pw")).await,
+        deny(DenyReason::UnknownUser)
+    );
+    assert!(w.users.is_empty());
+    assert!(w.legacy.contains(&item));
+    assert_eq!(w.users.writes(), 0);
+}
+
+#[tokio::test]
+async fn a_seed_hit_for_a_user_already_in_the_table_migrates_nothing() {
+    let w = World::new();
+    let current = w.add("vic", Some("new-pw"), json!({}));
+    let item = w.add_legacy("vic", "old-pw");
+    assert_eq!(
+        w.migrating().authenticate(&password("vic", "old-pw")).await,
+        deny(DenyReason::WrongPassword)
+    );
+    assert_eq!(w.users.record("vic"), Some(current));
+    assert!(w.legacy.contains(&item));
+    assert_eq!(w.users.writes(), 0);
+}
+
+#[tokio::test]
+async fn every_denied_password_login_looks_up_the_legacy_table_once_and_nothing_else_does() {
+    let w = World::new();
+    w.add("ann", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    let auth = w.migrating();
+    allowed(auth.authenticate(&password("ann", "pw")).await);
+    allowed(auth.authenticate(&key("ann")).await);
+    assert_eq!(w.legacy.finds(), 0);
+    // An unknown user and a wrong password cost the same lookup, so neither stands out.
+    for req in [password("nobody", "pw"), password("ann", "wrong")] {
+        auth.authenticate(&req).await;
+    }
+    assert_eq!(w.legacy.finds(), 2);
+}
+
+#[tokio::test]
+async fn an_unavailable_legacy_table_leaves_the_denial_as_it_was() {
+    let w = World::new();
+    w.add_legacy("zoe", "zoe-pw");
+    w.legacy.fail_with(Fault::Unavailable);
+    assert_eq!(
+        w.migrating().authenticate(&password("zoe", "zoe-pw")).await,
+        deny(DenyReason::UnknownUser)
+    );
+    assert!(w.users.is_empty());
+}
+
+#[tokio::test]
+async fn a_migrated_user_that_cannot_be_written_is_refused_and_the_item_kept() {
+    let w = World::new();
+    let item = w.add_legacy("zoe", "zoe-pw");
+    w.users.fail_writes_with(Fault::Unavailable);
+    assert_eq!(
+        w.migrating().authenticate(&password("zoe", "zoe-pw")).await,
+        deny(DenyReason::StoreUnavailable)
+    );
+    assert!(w.legacy.contains(&item));
+}
+
+/// Zoe as a concurrent first login stores her: migrated under the current salt.
+fn migrated_zoe(w: &World) -> UserRecord {
+    record(
+        "zoe",
+        json!({
+            "bucket": "seed-bucket",
+            "passwordHash": w.hash("zoe-pw", "2"),
+            "saltVersion": "2",
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_seed_user_migrated_by_a_concurrent_login_before_our_write_is_judged_as_stored() {
+    let w = World::new();
+    let item = w.add_legacy("zoe", "zoe-pw");
+    let theirs = migrated_zoe(&w);
+    w.users.write_after_next_read(theirs.clone());
+    allowed(w.migrating().authenticate(&password("zoe", "zoe-pw")).await);
+    assert_eq!(w.users.record("zoe"), Some(theirs), "their record stands");
+    assert!(!w.legacy.contains(&item));
+}
+
+#[tokio::test]
+async fn a_seed_user_whose_item_a_concurrent_login_already_removed_is_judged_as_stored() {
+    for (attempt, want) in [
+        ("zoe-pw", None),
+        ("not-zoes", Some(DenyReason::WrongPassword)),
+    ] {
+        let w = World::new();
+        // The other login read the item, stored zoe and removed the item before our lookup.
+        w.users.write_after_next_read(migrated_zoe(&w));
+        let got = w.migrating().authenticate(&password("zoe", attempt)).await;
+        match want {
+            None => {
+                allowed(got);
+            }
+            Some(reason) => assert_eq!(got, deny(reason)),
+        }
+    }
+}
+
+// ---- The event boundary ----
+
+/// The `ferry::audit` lines written while it is the thread's subscriber, as field maps.
+#[derive(Clone, Default)]
+struct AuditLines(Arc<Mutex<Vec<BTreeMap<String, String>>>>);
+
+impl AuditLines {
+    fn take(&self) -> Vec<BTreeMap<String, String>> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+struct Fields(BTreeMap<String, String>);
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl tracing::Subscriber for AuditLines {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Decided per event: other tests' threads share the callsite cache.
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if event.metadata().target() == "ferry::audit" {
+            let mut fields = Fields(BTreeMap::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+fn direct_event(name: &str, password: Option<&str>) -> Value {
+    json!({
+        "username": name,
+        "password": password,
+        "protocol": "SFTP",
+        "serverId": SERVER,
+        "sourceIp": "203.0.113.7",
+    })
+}
+
+fn api_gateway_event(name: &str, password: &str) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(password);
+    json!({
+        "resource": "/servers/{serverId}/users/{username}/config",
+        "path": format!("/servers/{SERVER}/users/{name}/config"),
+        "httpMethod": "GET",
+        "headers": {"PasswordBase64": b64},
+        "queryStringParameters": {"protocol": "SFTP", "sourceIp": "203.0.113.7"},
+        "pathParameters": {"serverId": SERVER, "username": name},
+        "requestContext": {"stage": "prod"},
+    })
+}
+
+#[tokio::test]
+async fn a_direct_event_is_answered_with_the_response_or_an_empty_object() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.auth();
+    let got = auth.handle_event(&direct_event("Alice", Some("pw"))).await;
+    assert_eq!(
+        got,
+        json!({
+            "Role": DEFAULT_ROLE,
+            "Policy": CANONICAL_SCOPE_DOWN,
+            "HomeDirectoryType": "PATH",
+            "HomeDirectory": "/ferry-data/home/alice",
+        })
+    );
+    for denied in [
+        direct_event("alice", Some("wrong")),
+        direct_event("nobody", Some("pw")),
+        direct_event("alice", None),
+    ] {
+        assert_eq!(auth.handle_event(&denied).await, json!({}), "{denied}");
+    }
+}
+
+#[tokio::test]
+async fn an_api_gateway_event_is_answered_in_kind_with_an_empty_body_on_denial() {
+    let w = World::new();
+    w.add("gina@example.com", Some(r#"p"a\ss{}"#), json!({}));
+    let auth = w.auth();
+    let got = auth
+        .handle_event(&api_gateway_event("gina%40example.com", r#"p"a\ss{}"#))
+        .await;
+    assert_eq!(got["statusCode"], 200);
+    let body: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["HomeDirectory"], "/ferry-data/home/gina@example.com");
+    let denied = auth
+        .handle_event(&api_gateway_event("gina%40example.com", "wrong"))
+        .await;
+    assert_eq!(denied["statusCode"], 200);
+    assert_eq!(denied["body"], "{}");
+}
+
+#[tokio::test]
+async fn an_unreadable_event_is_a_bad_request_refused_before_any_lookup() {
+    let w = World::new();
+    let auth = w.auth();
+    let lines = AuditLines::default();
+    let _guard = tracing::subscriber::set_default(lines.clone());
+    let mut gateway = api_gateway_event("dave", "pw");
+    gateway["headers"] = json!({"PasswordBase64": "***"});
+    for (event, code, want) in [
+        (direct_event("ab", Some("pw")), "bad_username", json!({})),
+        (json!([1, 2]), "malformed_event", json!({})),
+        (
+            gateway,
+            "bad_password_input",
+            json!({"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}),
+        ),
+    ] {
+        assert_eq!(auth.handle_event(&event).await, want, "{event}");
+        let audit = lines.take();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0]["outcome"], "deny");
+        assert_eq!(audit[0]["reason"], code);
+    }
+    assert_eq!(
+        (w.users.reads(), w.salts.loads(), w.policies.loads()),
+        (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn every_event_writes_one_audit_line_with_the_reason_and_never_the_password() {
+    let w = World::new();
+    w.add("alice", Some("hunter2-secret"), json!({}));
+    let auth = w.auth();
+    let lines = AuditLines::default();
+    let _guard = tracing::subscriber::set_default(lines.clone());
+    for (event, outcome, reason, flow) in [
+        (
+            direct_event("alice", Some("hunter2-secret")),
+            "allow",
+            "ok",
+            "password",
+        ),
+        (
+            direct_event("alice", Some("hunter3-secret")),
+            "deny",
+            "wrong_password",
+            "password",
+        ),
+        (direct_event("alice", None), "deny", "no_keys", "public_key"),
+    ] {
+        auth.handle_event(&event).await;
+        let audit = lines.take();
+        assert_eq!(audit.len(), 1, "{event}");
+        let line = &audit[0];
+        assert_eq!(
+            (
+                line["outcome"].as_str(),
+                line["reason"].as_str(),
+                line["flow"].as_str()
+            ),
+            (outcome, reason, flow)
+        );
+        assert_eq!(line["username"], "alice");
+        assert!(
+            !format!("{line:?}").contains("-secret"),
+            "a password reached the audit line: {line:?}"
+        );
+    }
+}
