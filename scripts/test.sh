@@ -24,6 +24,9 @@ for template in infra/template.yaml "$api_variant"; do
     "$FERRY_LOCAL/checkov/bin/checkov" --quiet --compact --skip-download -f "$template" >/dev/null
 done
 log "infra/template.yaml (AWS_LAMBDA and API_GATEWAY): cfn-lint, sam validate --lint and checkov clean"
+# The supply chain (deny.toml): duplicate versions, licences and sources must pass; advisories
+# are checked when the RustSec database can be had, and a loud line says so when it cannot.
+scripts/deny.sh
 log_file="$FERRY_LOCAL/test-output.log"
 rm -f "$log_file"
 status=0
