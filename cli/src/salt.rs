@@ -100,7 +100,7 @@ async fn status<S: SaltSource, U: SaltUsage, L: LegacyUsers>(
 async fn rotate_local(data: &LocalStore) -> Result<ExitCode> {
     let token = {
         let mut bytes = [0u8; 16];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+        getrandom::fill(&mut bytes).context("reading the OS random source")?;
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     data.begin_rotation(&token).map_err(store)?;

@@ -275,7 +275,7 @@ fn host_key(path: &Path) -> Result<russh::keys::PrivateKey> {
             .with_context(|| format!("reading {}", path.display()));
     }
     let mut seed = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    getrandom::fill(&mut seed).context("reading the OS random source")?;
     let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
     let key = russh::keys::PrivateKey::from(pair);
     let pem = key

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use rand_core::RngCore;
 use serde_json::Value;
 use tracing::info;
 
@@ -262,9 +261,12 @@ async fn create<S: RotatingSecret, U: SaltUsage>(
 }
 
 /// A fresh salt: [`SALT_BYTES`] from the OS CSPRNG as unpadded base64.
+///
+/// # Panics
+/// If the OS random source fails: there is no safe fallback.
 pub fn new_salt() -> String {
     let mut bytes = [0u8; SALT_BYTES];
-    rand_core::OsRng.fill_bytes(&mut bytes);
+    getrandom::fill(&mut bytes).expect("the OS random source failed");
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 

@@ -7,9 +7,8 @@
 use std::fmt;
 use std::sync::Mutex;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
-use hmac::{Hmac, Mac};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -64,15 +63,17 @@ impl fmt::Debug for Password {
 
 /// A random password for a new account: 24 characters from an alphabet without look-alikes
 /// (≈ 140 bits), each drawn uniformly from the OS random source.
+///
+/// # Panics
+/// If the OS random source fails: there is no safe fallback.
 pub fn generate_password() -> String {
-    use rand_core::RngCore;
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     // Rejection sampling: bytes past the last whole multiple of the alphabet would bias it.
     let limit = 256 - 256 % ALPHABET.len();
     let mut out = String::with_capacity(24);
     while out.len() < 24 {
         let mut byte = [0u8; 1];
-        rand_core::OsRng.fill_bytes(&mut byte);
+        getrandom::fill(&mut byte).expect("the OS random source failed");
         if usize::from(byte[0]) < limit {
             out.push(char::from(ALPHABET[usize::from(byte[0]) % ALPHABET.len()]));
         }
@@ -92,21 +93,21 @@ pub enum HashError {
 /// `HMAC-SHA256(key = salt, message = password)`: the 32 bytes Argon2 actually hashes.
 pub fn pepper(salt: &str, password: &Password) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt.as_bytes())
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(salt.as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(password.expose().as_bytes());
     mac.finalize().into_bytes().into()
 }
 
-/// Hashes `password` under `salt` with the default cost and a fresh 16-byte random salt.
+/// Hashes `password` under `salt` with the default cost and a fresh 16-byte random salt (from the
+/// OS random source: `PasswordHasher::hash_password` draws it).
 pub fn hash_password(salt: &str, password: &Password) -> Result<String, HashError> {
     let params = Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
         .map_err(|e| HashError::Argon2(e.to_string()))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    let phc_salt = SaltString::generate(&mut rand_core::OsRng);
     let peppered = pepper(salt, password);
     argon
-        .hash_password(&peppered, &phc_salt)
+        .hash_password(&peppered)
         .map(|h| h.to_string())
         .map_err(|e| HashError::Argon2(e.to_string()))
 }
@@ -121,7 +122,7 @@ pub fn needs_rehash(phc: &str) -> bool {
     let Ok(params) = Params::try_from(&parsed) else {
         return false;
     };
-    Algorithm::try_from(parsed.algorithm) != Ok(Algorithm::Argon2id)
+    Algorithm::try_from(parsed.algorithm.as_str()) != Ok(Algorithm::Argon2id)
         || parsed.version != Some(Version::V0x13 as u32)
         || params.m_cost() < DEFAULT_M_COST
         || params.t_cost() < DEFAULT_T_COST
@@ -142,22 +143,21 @@ impl Verifier {
     /// blocking-friendly thread.
     pub fn verify(&self, phc: &str, peppered: &[u8; 32]) -> Result<bool, HashError> {
         let parsed = PasswordHash::new(phc).map_err(|e| HashError::Malformed(e.to_string()))?;
-        let algorithm = Algorithm::try_from(parsed.algorithm)
+        let algorithm = Algorithm::try_from(parsed.algorithm.as_str())
             .map_err(|e| HashError::Malformed(e.to_string()))?;
         let version = match parsed.version {
             Some(v) => Version::try_from(v).map_err(|e| HashError::Malformed(e.to_string()))?,
             None => Version::default(),
         };
         let params = Params::try_from(&parsed).map_err(|e| HashError::Malformed(e.to_string()))?;
+        // The parser has decoded the salt and the hash from their B64 already.
         let salt = parsed
             .salt
+            .as_deref()
             .ok_or_else(|| HashError::Malformed("no salt".into()))?;
-        let mut salt_buf = [0u8; 64];
-        let salt = salt
-            .decode_b64(&mut salt_buf)
-            .map_err(|e| HashError::Malformed(e.to_string()))?;
         let expected = parsed
             .hash
+            .as_ref()
             .ok_or_else(|| HashError::Malformed("no hash".into()))?;
         let expected = expected.as_bytes();
         let mut out = vec![0u8; expected.len()];
@@ -210,7 +210,7 @@ mod tests {
             Version::V0x13,
             Params::new(4096, 1, 1, None).unwrap(),
         )
-        .hash_password(b"x", &SaltString::generate(&mut rand_core::OsRng))
+        .hash_password(b"x")
         .unwrap()
         .to_string();
         assert!(needs_rehash(&weak));
@@ -219,11 +219,53 @@ mod tests {
             Version::V0x13,
             Params::new(DEFAULT_M_COST, DEFAULT_T_COST, 1, None).unwrap(),
         )
-        .hash_password(b"x", &SaltString::generate(&mut rand_core::OsRng))
+        .hash_password(b"x")
         .unwrap()
         .to_string();
         assert!(needs_rehash(&argon2i));
         assert!(!needs_rehash("not a hash"));
+    }
+
+    /// Made by `hash_password("old-pepper-v1", "correct horse battery staple")` with argon2 0.5
+    /// (password-hash 0.5), before the move to argon2 0.6: stored hashes from that code must keep
+    /// verifying. Its salt has a `/` in it, so the B64 alphabet is exercised too.
+    const HASH_FROM_ARGON2_0_5: &str = "$argon2id$v=19$m=19456,t=2,p=1$3E3cRC367/FBGOY5j4umtg$cmEc9u8RiLuQ0Pcz1bbpbKYFMx8NPQMOp0CegIP5hu4";
+
+    #[test]
+    fn a_hash_made_by_the_argon2_0_5_code_still_verifies_and_needs_no_rehash() {
+        let right = pw("correct horse battery staple");
+        // The pepper that code computed (hmac 0.12 / sha2 0.10) for this password and salt.
+        let peppered = pepper("old-pepper-v1", &right);
+        let hex: String = peppered.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "b5833f5f1794d234d9d35919367e6862c019d9e52e912833aeb763900f87398c"
+        );
+        let v = Verifier::new();
+        assert!(v.verify(HASH_FROM_ARGON2_0_5, &peppered).unwrap());
+        // Twice: the second run reuses the warm memory block (the same allocation, all of m).
+        let warm = v.spare.lock().unwrap().as_ptr();
+        assert!(v.verify(HASH_FROM_ARGON2_0_5, &peppered).unwrap());
+        let spare = v.spare.lock().unwrap();
+        assert_eq!((spare.as_ptr(), spare.len()), (warm, 19_456));
+        drop(spare);
+        assert!(
+            !v.verify(
+                HASH_FROM_ARGON2_0_5,
+                &pepper("old-pepper-v1", &pw("correct horse battery stapler"))
+            )
+            .unwrap()
+        );
+        assert!(
+            !v.verify(HASH_FROM_ARGON2_0_5, &pepper("old-pepper-v2", &right))
+                .unwrap()
+        );
+        assert!(!needs_rehash(HASH_FROM_ARGON2_0_5));
+        // And re-encoding the parsed hash gives back the same string, byte for byte.
+        assert_eq!(
+            PasswordHash::new(HASH_FROM_ARGON2_0_5).unwrap().to_string(),
+            HASH_FROM_ARGON2_0_5
+        );
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
-use rand_core::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
@@ -65,7 +64,10 @@ impl LocalStore {
         let keyring = dir.join("keyring.json");
         if !keyring.exists() {
             let mut salt = [0u8; 32];
-            rand_core::OsRng.fill_bytes(&mut salt);
+            getrandom::fill(&mut salt).map_err(|e| StoreError::Unavailable {
+                what: "the OS random source",
+                source: Box::new(e),
+            })?;
             let salt = base64::engine::general_purpose::STANDARD_NO_PAD.encode(salt);
             let ring = Keyring::new("1".into(), [("1".to_owned(), salt)].into())
                 .map_err(|e| StoreError::Malformed(e.to_string()))?;
