@@ -9,6 +9,7 @@ use ferry_core::adapters::local::store::LocalStore;
 use ferry_core::app::admin::{Changes, KeyRef, PasswordChange, Written};
 use ferry_core::app::login::{Authenticator, Decision, Settings};
 use ferry_core::domain::dates;
+use ferry_core::domain::policy_checks::RecordRules;
 use ferry_core::domain::protocol::Protocol;
 use ferry_core::domain::ssh_key::{fingerprint, key_listed};
 use ferry_core::domain::transfer::{AuthRequest, Credential};
@@ -56,7 +57,13 @@ where
                 UserCommand::Show { name, json } => show(&b.users, &name, json).await?,
                 UserCommand::List { json } => list(&b.users, json).await?,
                 UserCommand::Disable { name } => set_status(b, &name, Status::Disabled).await?,
-                UserCommand::Enable { name } => set_status(b, &name, Status::Active).await?,
+                UserCommand::Enable { name } => {
+                    admin
+                        .enable(&parse_name(&name)?, &b.policies, &RecordRules::default())
+                        .await
+                        .map_err(refused)?;
+                    eprintln!("user {name} is now active");
+                }
                 UserCommand::Rm { name } => {
                     let username = parse_name(&name)?;
                     admin.remove(&username).await.map_err(refused)?;

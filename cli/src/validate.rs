@@ -105,6 +105,7 @@ pub(crate) async fn validate<U: UserAdmin, P: PolicySource>(
             let reason = verdict.as_ref().err().map_or("ok", String::as_str);
             let seen: Vec<_> = VALIDATED_FIELDS
                 .iter()
+                .chain([&attr::STATUS])
                 .map(|f| {
                     (
                         *f,

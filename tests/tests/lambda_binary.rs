@@ -146,3 +146,60 @@ async fn the_auth_binary_refuses_to_start_without_its_configuration_and_names_th
     assert!(all.contains("USERS_TABLE"), "{all}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_value_of_rust_log_makes_the_auth_binary_print_a_password_salt_or_hash() -> Result<()> {
+    let f = Fixture::new().await?;
+    f.put_sample_users().await?;
+    let password_events: Vec<(String, Value)> = sample_events()?
+        .into_iter()
+        .filter(|(n, _)| n.contains("password") && !n.starts_with("bad-"))
+        .collect();
+    assert!(password_events.len() >= 3, "the password samples are there");
+    for rust_log in [
+        "trace",
+        // More specific than the crate-level cap ferry adds: this one printed the raw event.
+        "lambda_runtime::layers::api_response=trace",
+        "info,lambda_runtime::layers=trace,lambda_runtime_api_client=trace",
+        "aws_smithy_runtime::client::orchestrator=trace,hyper::proto=trace",
+        "debug,lambda_runtime[invoke]=trace",
+    ] {
+        let mut api = RuntimeApi::start()?;
+        // Output goes to a file, not a pipe: at trace a pipe read only at the end would fill.
+        let log = std::env::temp_dir().join(ferry_tests::fixture::unique("auth-log"));
+        let file = std::fs::File::create(&log)?;
+        let child = f
+            .auth_command(&api)?
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()?;
+        let function = Function(Some(child));
+        api.wait_ready(WAIT)?;
+        for (name, event) in &password_events {
+            let got = invoke(&mut api, event.to_string().as_bytes())?;
+            assert_ne!(got, json!({}), "{rust_log}: {name} is allowed");
+        }
+        function.finish()?;
+        let logs = std::fs::read_to_string(&log)?;
+        let _ = std::fs::remove_file(&log);
+        assert!(
+            logs.contains("ferry::audit"),
+            "{rust_log}: the audit lines are there"
+        );
+        for secret in [
+            "correct horse battery staple",
+            "backslash",
+            "current-salt-two",
+            "old-salt-one",
+            "$argon2id$",
+            "cXVvdGUiYW5kXGJhY2tzbGFzaA",
+        ] {
+            assert!(
+                !logs.contains(secret),
+                "RUST_LOG={rust_log} printed {secret:?}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -289,3 +289,37 @@ async fn a_batch_with_one_transient_failure_reports_exactly_that_record() -> Res
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_user_disabled_while_being_validated_stays_disabled() -> Result<()> {
+    let f = Fixture::new().await?;
+    let mut stream = StreamReader::enable(&f.sdk, &f.table).await?;
+    let v = Validator::new(&f, None);
+    f.put_user("alice", Some("pw"), json!({})).await?;
+    let records = stream.next_records().await?;
+    // The operator disables alice after the stream record was taken, before the verdict lands.
+    f.ddb
+        .update_item()
+        .table_name(&f.table)
+        .key(
+            "username",
+            aws_sdk_dynamodb::types::AttributeValue::S("alice".into()),
+        )
+        .update_expression("SET #s = :d")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(
+            ":d",
+            aws_sdk_dynamodb::types::AttributeValue::S("disabled".into()),
+        )
+        .send()
+        .await?;
+    let (_, outcomes) = v.run(records).await;
+    assert_eq!(
+        outcomes,
+        [RecordOutcome::Superseded {
+            username: "alice".into()
+        }]
+    );
+    assert_eq!(item(&f, "alice").await["status"], "disabled");
+    Ok(())
+}

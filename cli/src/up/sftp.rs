@@ -33,7 +33,8 @@ pub(crate) struct SessionContext {
     pub(crate) username: String,
     pub(crate) home: String,
     pub(crate) namespace: Namespace,
-    pub(crate) policy: Option<SessionPolicy>,
+    /// Every operation is authorised against it: a session without one is never started.
+    pub(crate) policy: SessionPolicy,
     pub(crate) uploads: PathBuf,
     pub(crate) partial: PathBuf,
     /// Runs the upload processor on a stored upload (bucket, key), in the background.
@@ -211,9 +212,7 @@ impl<O: ObjectStore> Sftp<O> {
     }
 
     fn allowed(&self, action: &str, bucket: &str, key: Option<&str>, prefix: Option<&str>) -> bool {
-        let Some(policy) = &self.ctx.policy else {
-            return true;
-        };
+        let policy = &self.ctx.policy;
         let resource = match key {
             Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
             None => format!("arn:aws:s3:::{bucket}"),

@@ -187,15 +187,10 @@ impl<B: Backend> Connection<B> {
             }
         };
         let vars = SessionVariables::for_home(&vars_home, username.as_str());
-        let policy = match response
-            .policy
-            .as_deref()
-            .map(|p| SessionPolicy::parse(p, &vars))
-        {
-            None => None,
-            Some(Ok(p)) => Some(p),
-            Some(Err(e)) => {
-                warn!(target: "ferry::session", session = self.id, error = %e, "session policy unusable: refusing the session");
+        let policy = match session_policy(response, &vars) {
+            Ok(p) => p,
+            Err(why) => {
+                warn!(target: "ferry::session", session = self.id, error = %why, "refusing the session");
                 return None;
             }
         };
@@ -227,6 +222,20 @@ impl<B: Backend> Connection<B> {
             on_upload: self.on_upload.clone(),
         })
     }
+}
+
+/// The policy every operation of the session is checked against. Fail closed: an answer without
+/// a policy starts no session (on AWS the role alone would then decide, and `ferry up` has no
+/// role to consult), and neither does a policy the evaluator cannot read.
+fn session_policy(
+    response: &AuthResponse,
+    vars: &SessionVariables,
+) -> Result<SessionPolicy, String> {
+    let text = response
+        .policy
+        .as_deref()
+        .ok_or_else(|| "the answer carries no session policy".to_owned())?;
+    SessionPolicy::parse(text, vars).map_err(|e| format!("session policy unusable: {e}"))
 }
 
 impl<B: Backend> russh::server::Handler for Connection<B> {
@@ -307,5 +316,34 @@ impl<B: Backend> russh::server::Handler for Connection<B> {
             _ => session.channel_failure(channel_id)?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(policy: Option<&str>) -> AuthResponse {
+        AuthResponse {
+            role: "arn:aws:iam::000000000000:role/r".into(),
+            policy: policy.map(str::to_owned),
+            home_directory_type: "PATH",
+            home_directory: Some("/b/alice".into()),
+            home_directory_details: None,
+            public_keys: None,
+            posix_profile: None,
+        }
+    }
+
+    #[test]
+    fn an_answer_without_a_usable_policy_starts_no_session() {
+        let vars = SessionVariables::for_home("/b/alice", "alice");
+        assert_eq!(
+            session_policy(&answer(None), &vars).err().as_deref(),
+            Some("the answer carries no session policy")
+        );
+        assert!(session_policy(&answer(Some("not json")), &vars).is_err());
+        let ok = ferry_core::domain::policy::CANONICAL_SCOPE_DOWN;
+        assert!(session_policy(&answer(Some(ok)), &vars).is_ok());
     }
 }

@@ -93,14 +93,6 @@ pub async fn process<S: UploadStore, N: Notifier, R: RulesSource>(
     if tagged_for == Some(etag_tag.as_str()) {
         return UploadOutcome::Skipped("already processed".into());
     }
-    let scan = match store.body(&event.bucket, &event.key, &head.etag).await {
-        Ok(Some(mut body)) => match scan(&mut body).await {
-            Ok(s) => s,
-            Err(e) => return transient(e),
-        },
-        Ok(None) => return UploadOutcome::Skipped("replaced or deleted before it was read".into()),
-        Err(e) => return transient(e),
-    };
     let relative = &event.key[prefix.len()..];
     // The user is the first folder below the incoming prefix (their home).
     let user = relative.split('/').next().unwrap_or("").to_owned();
@@ -115,6 +107,33 @@ pub async fn process<S: UploadStore, N: Notifier, R: RulesSource>(
         }
     } else {
         Ok(None)
+    };
+    // The size is known before a byte is read: an object over its limit is judged on that
+    // alone, so a huge object costs a HEAD, not a pass over all its bytes.
+    let limit = match &own {
+        Ok(own) => own
+            .as_ref()
+            .and_then(|u| u.max_object_bytes)
+            .or(config.max_object_bytes),
+        Err(_) => None,
+    };
+    let scan = if limit.is_some_and(|max| head.size > max) {
+        Scan {
+            size: head.size,
+            sha256: String::new(),
+            detected: "application/octet-stream",
+        }
+    } else {
+        match store.body(&event.bucket, &event.key, &head.etag).await {
+            Ok(Some(mut body)) => match scan(&mut body).await {
+                Ok(s) => s,
+                Err(e) => return transient(e),
+            },
+            Ok(None) => {
+                return UploadOutcome::Skipped("replaced or deleted before it was read".into());
+            }
+            Err(e) => return transient(e),
+        }
     };
     let verdict = own.and_then(|own| config.judge_for(&event.key, &scan, own.as_ref()));
     let (verdict_name, reason, area) = match &verdict {
@@ -154,8 +173,9 @@ pub async fn process<S: UploadStore, N: Notifier, R: RulesSource>(
         "etag": head.etag,
         "versionId": head.version_id,
         "size": scan.size,
-        "sha256": scan.sha256,
-        "detectedType": scan.detected,
+        // Not read (over its size limit): no checksum and no detected type.
+        "sha256": (!scan.sha256.is_empty()).then_some(&scan.sha256),
+        "detectedType": (!scan.sha256.is_empty()).then_some(scan.detected),
         "user": user,
         "verdict": verdict_name,
         "reason": reason,
@@ -253,6 +273,125 @@ fn tag_value(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::local::uploads::{FileUploads, JsonLines};
+    use crate::domain::upload_rules::TAG_SHA256;
+    use crate::ports::{Head, NoUserRules};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The data folder's store, counting the bodies it opens.
+    struct Counting(FileUploads, AtomicUsize);
+
+    impl UploadStore for Counting {
+        type Body = <FileUploads as UploadStore>::Body;
+        async fn head(&self, bucket: &str, key: &str) -> Result<Option<Head>, StoreError> {
+            self.0.head(bucket, key).await
+        }
+        async fn tags(&self, bucket: &str, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+            self.0.tags(bucket, key).await
+        }
+        async fn body(
+            &self,
+            bucket: &str,
+            key: &str,
+            etag: &str,
+        ) -> Result<Option<Self::Body>, StoreError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.body(bucket, key, etag).await
+        }
+        async fn copy(&self, req: &CopyRequest<'_>) -> Result<CopyResult, StoreError> {
+            self.0.copy(req).await
+        }
+        async fn put_tags(
+            &self,
+            bucket: &str,
+            key: &str,
+            tags: &[(String, String)],
+        ) -> Result<(), StoreError> {
+            self.0.put_tags(bucket, key, tags).await
+        }
+        async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+            self.0.delete(bucket, key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_object_over_its_size_limit_is_quarantined_without_reading_a_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("objects/bucket/alice");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join("big.csv"), vec![b'x'; 2048]).unwrap();
+        std::fs::write(home.join("small.csv"), b"a,b\n").unwrap();
+        let store = Counting(FileUploads::new(dir.path()), AtomicUsize::new(0));
+        let notices = JsonLines(dir.path().join("notices.jsonl"));
+        let config = UploadConfig {
+            max_object_bytes: Some(1024),
+            ..UploadConfig::default()
+        };
+        let event = |key: &str| ObjectEvent {
+            bucket: "bucket".into(),
+            key: key.into(),
+            size: None,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+        };
+        let big = process(
+            &event("alice/big.csv"),
+            &store,
+            &notices,
+            &NoUserRules,
+            &config,
+        )
+        .await;
+        let UploadOutcome::Processed {
+            verdict,
+            reason,
+            sha256,
+            ..
+        } = big
+        else {
+            panic!("not processed: {big:?}");
+        };
+        assert_eq!(verdict, "quarantined");
+        assert_eq!(reason, "2048 bytes, over the 1024-byte limit");
+        assert_eq!(sha256, "", "not hashed");
+        assert_eq!(
+            store.1.load(Ordering::SeqCst),
+            0,
+            "the body was never opened"
+        );
+        let tags = store
+            .0
+            .tags("bucket", "quarantine/alice/big.csv")
+            .await
+            .unwrap();
+        assert!(tags.contains(&(TAG_SHA256.to_owned(), String::new())));
+        let notice = std::fs::read_to_string(dir.path().join("notices.jsonl")).unwrap();
+        assert!(notice.contains("\"sha256\":null"), "{notice}");
+        let small = process(
+            &event("alice/small.csv"),
+            &store,
+            &notices,
+            &NoUserRules,
+            &config,
+        )
+        .await;
+        assert!(
+            matches!(
+                small,
+                UploadOutcome::Processed {
+                    verdict: "clean",
+                    ..
+                }
+            ),
+            "{small:?}"
+        );
+        assert_eq!(
+            store.1.load(Ordering::SeqCst),
+            1,
+            "a file within the limit is read"
+        );
+    }
 
     #[test]
     fn tag_values_keep_only_what_s3_tags_accept() {

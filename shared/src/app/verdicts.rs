@@ -92,8 +92,11 @@ where
         Ok(v) => v,
         Err(e) => return RecordOutcome::Transient(error_chain(&e)),
     };
+    // The status is pinned too: an operator who disables the user while the checks run must
+    // not see the verdict turn them active again.
     let seen: Vec<(&'static str, Option<AttributeValue>)> = VALIDATED_FIELDS
         .iter()
+        .chain([&attr::STATUS])
         .map(|f| (*f, new.get(*f).cloned()))
         .collect();
     // An administrator's `disabled` stands; the validator only moves between active and invalid.

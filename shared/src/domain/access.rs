@@ -331,7 +331,7 @@ struct Rule {
     actions: Vec<String>,
     not_action: bool,
     /// `None`: the pattern holds an unknown or unterminated variable.
-    resources: Vec<Option<String>>,
+    resources: Vec<Option<Pattern>>,
     not_resource: bool,
     conditions: Vec<Condition>,
 }
@@ -341,7 +341,7 @@ struct Condition {
     op: Option<Op>,
     if_exists: bool,
     key: String,
-    values: Vec<Option<String>>,
+    values: Vec<Option<Pattern>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,16 +381,93 @@ impl SessionPolicy {
 }
 
 /// Replaces `${…}` variables; `None` when one is unknown or unterminated.
-fn substitute(s: &str, vars: &SessionVariables) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
+fn substitute(s: &str, vars: &SessionVariables) -> Option<Pattern> {
+    let mut out = Vec::with_capacity(s.len());
     for piece in pieces(s) {
         match piece {
-            Piece::Text(text) => out.push_str(text),
-            Piece::Variable(name) => out.push_str(vars.get(name)?),
+            Piece::Text(text) => out.extend(text.chars().map(Elem::from_pattern)),
+            // What a variable stands for is literal text: IAM's `${*}`, `${?}` and `${$}` exist
+            // precisely to write those characters without their wildcard meaning, and a session
+            // value (a home folder) is matched as written, never as a pattern.
+            Piece::Variable(name) => out.extend(vars.get(name)?.chars().map(Elem::Lit)),
             Piece::Unterminated(_) => return None,
         }
     }
-    Some(out)
+    Some(Pattern(out))
+}
+
+/// One element of a pattern after substitution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    /// `*` as written in the policy: any run of characters.
+    Any,
+    /// `?` as written in the policy: any one character.
+    One,
+    Lit(char),
+}
+
+impl Elem {
+    fn from_pattern(c: char) -> Self {
+        match c {
+            '*' => Self::Any,
+            '?' => Self::One,
+            c => Self::Lit(c),
+        }
+    }
+
+    /// The character as it stands in the text (for the `StringEquals` operators, where `*` and
+    /// `?` are plain characters).
+    fn as_char(self) -> char {
+        match self {
+            Self::Any => '*',
+            Self::One => '?',
+            Self::Lit(c) => c,
+        }
+    }
+}
+
+/// A resource or condition value with its variables substituted: wildcards only where the
+/// policy's own text has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern(Vec<Elem>);
+
+impl Pattern {
+    fn equals(&self, text: &str) -> bool {
+        self.0.iter().map(|e| e.as_char()).eq(text.chars())
+    }
+
+    /// `*` matches any run of characters, `?` any one character; everything else itself.
+    fn matches(&self, text: &str) -> bool {
+        let (p, t): (&[Elem], Vec<char>) = (&self.0, text.chars().collect());
+        let (mut pi, mut ti) = (0, 0);
+        let (mut star, mut mark) = (None, 0);
+        while ti < t.len() {
+            match p.get(pi) {
+                Some(Elem::One) => {
+                    pi += 1;
+                    ti += 1;
+                }
+                Some(Elem::Lit(c)) if *c == t[ti] => {
+                    pi += 1;
+                    ti += 1;
+                }
+                Some(Elem::Any) => {
+                    star = Some(pi);
+                    mark = ti;
+                    pi += 1;
+                }
+                _ => match star {
+                    Some(s) => {
+                        pi = s + 1;
+                        mark += 1;
+                        ti = mark;
+                    }
+                    None => return false,
+                },
+            }
+        }
+        p[pi..].iter().all(|e| *e == Elem::Any)
+    }
 }
 
 impl Rule {
@@ -452,7 +529,7 @@ impl Rule {
             .resources
             .iter()
             .flatten()
-            .any(|pattern| wildcard(pattern, req.resource));
+            .any(|pattern| pattern.matches(req.resource));
         if resource_hit == self.not_resource {
             return false;
         }
@@ -479,8 +556,8 @@ impl Condition {
             return self.if_exists || matches!(op, Op::NotEquals | Op::NotLike);
         };
         let any = self.values.iter().flatten().any(|p| match op {
-            Op::Like | Op::NotLike => wildcard(p, value),
-            Op::Equals | Op::NotEquals => p == value,
+            Op::Like | Op::NotLike => p.matches(value),
+            Op::Equals | Op::NotEquals => p.equals(value),
         });
         match op {
             Op::Equals | Op::Like => any,
@@ -489,28 +566,10 @@ impl Condition {
     }
 }
 
-/// `*` matches any run of characters, `?` any one character.
+/// `*` matches any run of characters, `?` any one character (patterns with no variables, such
+/// as actions).
 pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    Pattern(pattern.chars().map(Elem::from_pattern).collect()).matches(text)
 }
 
 #[cfg(test)]
@@ -729,9 +788,63 @@ mod tests {
     }
 
     #[test]
+    fn an_escaped_star_in_a_policy_allows_only_keys_with_a_star_in_them() {
+        let doc = r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::${transfer:HomeDirectory}/${*}"},
+            {"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::${transfer:HomeBucket}","Condition":{"StringLike":{"s3:prefix":"${transfer:HomeFolder}/${?}"}}}]}"#;
+        let p = SessionPolicy::parse(doc, &alice()).unwrap();
+        let home = "arn:aws:s3:::ferry-local/home/alice";
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", &format!("{home}/*"), &[])),
+            Verdict::Allow
+        );
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", &format!("{home}/report.csv"), &[])),
+            Verdict::ImplicitDeny
+        );
+        let list = |prefix: &str| {
+            p.evaluate(&req(
+                "s3:ListBucket",
+                "arn:aws:s3:::ferry-local",
+                &[("s3:prefix", prefix)],
+            ))
+        };
+        assert_eq!(list("home/alice/?"), Verdict::Allow);
+        assert_eq!(list("home/alice/x"), Verdict::ImplicitDeny);
+    }
+
+    #[test]
+    fn a_session_value_is_matched_as_written_never_as_a_pattern() {
+        let vars = SessionVariables::for_home("/ferry-data/partners/a*", "a");
+        let doc = r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::${transfer:HomeDirectory}/*"}]}"#;
+        let p = SessionPolicy::parse(doc, &vars).unwrap();
+        assert_eq!(
+            p.evaluate(&req(
+                "s3:GetObject",
+                "arn:aws:s3:::ferry-data/partners/a*/k",
+                &[]
+            )),
+            Verdict::Allow
+        );
+        assert_eq!(
+            p.evaluate(&req(
+                "s3:GetObject",
+                "arn:aws:s3:::ferry-data/partners/abc/k",
+                &[]
+            )),
+            Verdict::ImplicitDeny
+        );
+    }
+
+    #[test]
     fn escapes_and_wildcards_behave() {
         let v = alice();
-        assert_eq!(substitute("a${*}b${?}c${$}", &v).as_deref(), Some("a*b?c$"));
+        let escaped = substitute("a${*}b${?}c${$}", &v).unwrap();
+        assert!(escaped.equals("a*b?c$"));
+        assert!(escaped.matches("a*b?c$"));
+        // The escapes are the literal characters, not wildcards (IAM's meaning).
+        assert!(!escaped.matches("aXXbYc$"));
+        assert!(!substitute("${*}", &v).unwrap().matches("anything"));
+        assert!(substitute("*", &v).unwrap().matches("anything"));
         assert!(wildcard("a*c", "abbbc") && wildcard("a*c", "ac") && !wildcard("a*c", "ab"));
         assert!(wildcard("a?c", "abc") && !wildcard("a?c", "ac"));
         assert!(wildcard("*", "") && wildcard("**a", "ba") && !wildcard("", "x"));
@@ -788,13 +901,12 @@ mod tests {
         ] {
             assert_eq!(substitute(bad, &v), None, "{bad}");
         }
-        assert_eq!(
+        assert!(
             substitute(
                 "${transfer:HomeBucket}/${transfer:HomeFolder}/${transfer:UserName}",
                 &v
             )
-            .as_deref(),
-            Some("ferry-local/home/alice/alice")
+            .is_some_and(|p| p.equals("ferry-local/home/alice/alice"))
         );
         assert!(
             KnownVariable::from_name("transfer:homebucket").is_none(),

@@ -336,6 +336,10 @@ pub fn simulate(doc: &str, user: &UserRecord) -> Result<(), String> {
         Some((parent, _)) => format!("{parent}/ferry-sibling-probe"),
         None => "ferry-sibling-probe".to_owned(),
     };
+    // A sibling whose name starts with the home's (`alice2` next to `alice`): a condition such
+    // as `"s3:prefix": "${transfer:HomeFolder}*"` lets the user reach it, which a sibling with an
+    // unrelated name does not reveal.
+    let namesake = format!("{folder}ferry-namesake");
     let mut outside = vec![
         (
             "a sibling home",
@@ -351,6 +355,12 @@ pub fn simulate(doc: &str, user: &UserRecord) -> Result<(), String> {
         ),
     ];
     if !folder.is_empty() {
+        outside.push((
+            "a sibling home whose name starts with the home's",
+            bucket.to_owned(),
+            format!("{namesake}/x.bin"),
+            format!("{namesake}/"),
+        ));
         outside.push((
             "the bucket root",
             bucket.to_owned(),
@@ -410,6 +420,27 @@ mod tests {
         check(
             CANONICAL_SCOPE_DOWN,
             &user(serde_json::json!({"chroot": true})),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_listing_condition_that_reaches_a_namesake_sibling_is_refused() {
+        let objects = r#"{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::${transfer:HomeDirectory}/*"}"#;
+        let loose = r#"{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::${transfer:HomeBucket}","Condition":{"StringLike":{"s3:prefix":"${transfer:HomeFolder}*"}}}"#;
+        let err = check(
+            &stmt(&format!("{loose},{objects}")),
+            &user(serde_json::json!({})),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "simulation: listing a sibling home whose name starts with the home's is allowed"
+        );
+        // The same listing with the slash is fine.
+        check(
+            &stmt(&format!("{LIST},{objects}")),
+            &user(serde_json::json!({})),
         )
         .unwrap();
     }

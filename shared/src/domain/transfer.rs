@@ -76,6 +76,10 @@ pub enum RequestError {
     SourceIp,
     #[error("username is not validly percent-encoded")]
     UsernameEncoding,
+    /// No password with FTP or FTPS: key logins exist only in SFTP, so this can only be a client
+    /// trying to log in with nothing (AWS's own identity-provider samples deny it too).
+    #[error("FTP and FTPS logins need a password")]
+    PasswordRequired,
 }
 
 impl RequestError {
@@ -89,6 +93,7 @@ impl RequestError {
             Self::Protocol => "bad_protocol",
             Self::ServerId => "bad_server_id",
             Self::SourceIp => "bad_source_ip",
+            Self::PasswordRequired => "password_required",
         }
     }
 }
@@ -254,13 +259,18 @@ fn validate(f: Fields<'_>) -> Result<AuthRequest, (RequestError, Partial)> {
     let credential = read_password(f.password);
 
     let result = (|| {
-        Ok(AuthRequest {
+        let request = AuthRequest {
             username: username?,
             credential: credential?,
             protocol: protocol?,
             server_id: server_id?,
             source_ip: source_ip?,
-        })
+        };
+        if matches!(request.credential, Credential::PublicKey) && request.protocol != Protocol::Sftp
+        {
+            return Err(RequestError::PasswordRequired);
+        }
+        Ok(request)
     })();
     result.map_err(|e| (e, partial))
 }
@@ -396,6 +406,43 @@ mod tests {
         let mut v = direct(json!({}));
         v.as_object_mut().unwrap().remove("password");
         assert_eq!(read_event(&v).1.unwrap().credential, Credential::PublicKey);
+    }
+
+    #[test]
+    fn ftp_and_ftps_without_a_password_are_refused_in_both_shapes() {
+        for protocol in ["FTP", "FTPS", "ftp"] {
+            for pw in [json!(null), json!("")] {
+                let (shape, r) = read_event(&direct(json!({"password": pw, "protocol": protocol})));
+                assert_eq!(shape, Shape::Direct);
+                let (err, partial) = r.unwrap_err();
+                assert_eq!(err, RequestError::PasswordRequired, "{protocol} {pw}");
+                assert_eq!(err.code(), "password_required");
+                assert_eq!(partial.username.unwrap().as_str(), "alice");
+            }
+            let mut v = direct(json!({"protocol": protocol}));
+            v.as_object_mut().unwrap().remove("password");
+            assert_eq!(
+                read_event(&v).1.unwrap_err().0,
+                RequestError::PasswordRequired
+            );
+        }
+        // The API Gateway helper asks for FTPS; no password header at all, or an empty one.
+        for headers in [
+            json!({}),
+            json!({"Password": ""}),
+            json!({"PasswordBase64": ""}),
+        ] {
+            let (shape, r) = read_event(&apigw(headers.clone(), "bob"));
+            assert_eq!(shape, Shape::ApiGateway);
+            assert_eq!(
+                r.unwrap_err().0,
+                RequestError::PasswordRequired,
+                "{headers}"
+            );
+        }
+        // SFTP without a password stays a key login.
+        let r = read_event(&direct(json!({"password": "", "protocol": "SFTP"})));
+        assert_eq!(r.1.unwrap().credential, Credential::PublicKey);
     }
 
     #[test]

@@ -5,12 +5,14 @@
 
 pub mod import;
 
+use crate::app::verdicts::judge_record;
 use crate::domain::keyring::Keyring;
 use crate::domain::password::{HashError, Password, hash_password};
+use crate::domain::policy_checks::RecordRules;
 use crate::domain::ssh_key::{fingerprint, key_identity};
 use crate::domain::user::{KeyEntry, RecordError, Status, StoredRecord, UserRecord, attr};
 use crate::domain::username::Username;
-use crate::ports::{SaltSource, StoreError, UserAdmin, UserStore};
+use crate::ports::{PolicySource, SaltSource, StoreError, UserAdmin, UserStore};
 
 /// What a new user gets when the operator names no bucket or policy (the data folder has its
 /// own; on AWS there is none).
@@ -92,6 +94,9 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("hashing the password failed: {0}")]
     Hash(#[from] HashError),
+    /// Enabling a user whose record fails the policy validator's checks.
+    #[error("{user} fails validation and stays as it is: {reason}")]
+    FailsValidation { user: Username, reason: String },
 }
 
 /// The administration use cases over a user store and the salt keyring.
@@ -171,7 +176,36 @@ impl<U: UserAdmin + UserStore, S: SaltSource> Admin<U, S> {
         Ok(())
     }
 
-    /// Disables or enables a user.
+    /// Enables a user, only if the record passes the policy validator's checks (the same checks
+    /// the validator runs on every change): a user marked `invalid`, or changed while disabled,
+    /// is not let back in unchecked.
+    pub async fn enable<P: PolicySource>(
+        &self,
+        username: &Username,
+        policies: &P,
+        rules: &RecordRules,
+    ) -> Result<(), AdminError> {
+        let mut record = self.existing(username).await?;
+        let json = serde_json::to_value(&record).map_err(|e| AdminError::Unreadable {
+            user: username.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Err(reason) = judge_record(json, policies, rules).await? {
+            return Err(AdminError::FailsValidation {
+                user: username.clone(),
+                reason,
+            });
+        }
+        record.status = Some(Status::Active);
+        record.extra.insert(
+            attr::STATUS_REASON.to_owned(),
+            serde_json::Value::from("ok"),
+        );
+        self.write(record, true).await?;
+        Ok(())
+    }
+
+    /// Sets a user's status as it is (disabling needs no check).
     pub async fn set_status(&self, username: &Username, status: Status) -> Result<(), AdminError> {
         let mut record = self.existing(username).await?;
         record.status = Some(status);

@@ -323,3 +323,38 @@ fn a_file_with_an_unknown_column_or_no_username_is_refused_whole() {
     let r = read_rows("home\nalice\n".as_bytes(), &RowDefaults::default());
     assert!(matches!(r, Err(ImportError::NoUsernameColumn)));
 }
+
+#[tokio::test]
+async fn an_invalid_user_is_enabled_only_once_the_record_passes_the_validators_checks() {
+    use crate::domain::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
+    use crate::testing::MemoryPolicies;
+    let a = admin(Defaults::default());
+    let alice = name("alice");
+    a.add(&alice, changes(), PasswordChange::Remove, false)
+        .await
+        .expect("added");
+    a.set_status(&alice, Status::Invalid).await.expect("marked");
+    let policies = MemoryPolicies::new();
+    // A policy that lets every user reach every bucket fails the checks.
+    let too_broad = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    policies.insert(POLICY, PolicyDocument::from_json(too_broad).expect("json"));
+    let refused = a.enable(&alice, &policies, &RecordRules::default()).await;
+    assert!(
+        matches!(refused, Err(AdminError::FailsValidation { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        a.users().record("alice").expect("kept").status,
+        Status::Invalid
+    );
+    policies.insert(
+        POLICY,
+        PolicyDocument::from_json(CANONICAL_SCOPE_DOWN).expect("json"),
+    );
+    a.enable(&alice, &policies, &RecordRules::default())
+        .await
+        .expect("enabled");
+    let user = a.users().record("alice").expect("kept");
+    assert_eq!(user.status, Status::Active);
+    assert_eq!(user.extra["statusReason"], json!("ok"));
+}

@@ -106,6 +106,16 @@ pub struct Settings {
 
 type Cached<T> = (Instant, Arc<T>);
 
+/// How long a salt version that a reload did not find is taken as missing without reloading
+/// again. The first miss of a version always reloads (it may have just been made by a rotation);
+/// a record naming a version that does not exist would otherwise make every guess at it reload
+/// the secret: unbounded cost for the operator, and a slower denial that tells such a user apart.
+pub const MISSING_VERSION_RETRY: Duration = Duration::from_secs(10);
+
+/// At most this many missing versions are remembered (a few broken records, not an attack on
+/// memory: the oldest are forgotten first).
+const MISSING_VERSIONS_KEPT: usize = 64;
+
 /// Authenticates logins against a user store, a salt keyring and a policy source (and, during a
 /// migration, the seed design's table).
 #[derive(Debug)]
@@ -117,6 +127,10 @@ pub struct Authenticator<U, S, P, L = NoLegacy> {
     settings: Settings,
     verifier: Arc<Verifier>,
     keyring: Mutex<Option<Cached<Keyring>>>,
+    /// Salt versions a reload did not find, and when.
+    missing_versions: Mutex<HashMap<String, Instant>>,
+    /// The policy of the last answer (see [`Self::pace_like_an_allow`]).
+    last_policy_arn: Mutex<Option<String>>,
     policy_docs: Mutex<HashMap<String, Cached<PolicyDocument>>>,
 }
 
@@ -130,6 +144,8 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             settings,
             verifier: Arc::new(Verifier::new()),
             keyring: Mutex::new(None),
+            missing_versions: Mutex::new(HashMap::new()),
+            last_policy_arn: Mutex::new(None),
             policy_docs: Mutex::new(HashMap::new()),
         }
     }
@@ -144,6 +160,8 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             settings: self.settings,
             verifier: self.verifier,
             keyring: self.keyring,
+            missing_versions: self.missing_versions,
+            last_policy_arn: self.last_policy_arn,
             policy_docs: self.policy_docs,
         }
     }
@@ -208,6 +226,12 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
             }
         };
         if let Some(denied) = restriction_denial(&user, req) {
+            // A wrong password pays for the legacy lookup; a right one refused by the address,
+            // server or protocol lists pays for it too, so the time does not say the password
+            // was right. (The lookup cannot migrate: the user exists.)
+            if self.legacy.enabled() {
+                let _ = Box::pin(self.migrate(req, password, &keyring, denied)).await;
+            }
             return Decision::Deny(denied);
         }
         self.rehash(&user, password, &keyring).await;
@@ -226,11 +250,16 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
         // A user already on a salt newer than the cached keyring (re-hashed by another instance
         // just after a rotation): reload once before judging.
         if let (Ok(Some(u)), Ok(k)) = (&user, &keyring)
-            && u.salt_version
-                .as_deref()
-                .is_some_and(|v| k.salt(v).is_none())
+            && let Some(version) = u.salt_version.as_deref()
+            && k.salt(version).is_none()
+            && !self.known_missing(version)
         {
             keyring = self.reload_keyring().await;
+            if let Ok(k) = &keyring
+                && k.salt(version).is_none()
+            {
+                self.remember_missing(version);
+            }
         }
         // Pick the real hash and salt when everything needed is there; otherwise the dummy, so
         // that exactly one Argon2 run happens on every path.
@@ -358,21 +387,41 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
     async fn key_login(&self, req: &AuthRequest) -> Decision {
         let user = match self.users.get_user(&req.username).await {
             Err(e) => return store_denial(e, "user lookup failed"),
-            Ok(None) => return Decision::Deny(DenyReason::UnknownUser),
+            Ok(None) => {
+                self.pace_like_an_allow(None).await;
+                return Decision::Deny(DenyReason::UnknownUser);
+            }
             Ok(Some(u)) => u,
         };
-        if let Some(denied) = account_denial(&user).or_else(|| restriction_denial(&user, req)) {
-            return Decision::Deny(denied);
-        }
         let keys = user.live_keys(now_epoch());
-        if keys.is_empty() {
-            return Decision::Deny(DenyReason::NoKeys);
+        let denied = account_denial(&user)
+            .or_else(|| restriction_denial(&user, req))
+            .or_else(|| keys.is_empty().then_some(DenyReason::NoKeys));
+        if let Some(denied) = denied {
+            self.pace_like_an_allow(Some(&user.policy_arn)).await;
+            return Decision::Deny(denied);
         }
         self.respond(&user, Some(keys)).await
     }
 
+    /// A key login that is allowed reads the user's policy (Transfer then checks the offered key,
+    /// so a known user with a wrong key is refused only after that read). A denied key login
+    /// makes the same read, of the user's own policy or, for an unknown user, of the policy
+    /// served last, so that no key-login denial is answered sooner than an allow: the time
+    /// tells nothing about whether the user exists. The result is not used.
+    async fn pace_like_an_allow(&self, arn: Option<&str>) {
+        let arn = match arn {
+            Some(a) => Some(a.to_owned()),
+            None => lock(&self.last_policy_arn).clone(),
+        };
+        if let Some(arn) = arn {
+            let _ = self.policy(&arn).await;
+        }
+    }
+
     /// Builds the answer for an authenticated user.
     async fn respond(&self, user: &UserRecord, public_keys: Option<Vec<String>>) -> Decision {
+        *lock(&self.last_policy_arn) = Some(user.policy_arn.clone());
         let policy = match self.policy(&user.policy_arn).await {
             Ok(doc) => doc,
             Err(e) => {
@@ -422,12 +471,33 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
         Ok(fresh)
     }
 
-    /// Reloads the keyring now. Not rate-limited: a keyring read even a moment ago may predate
-    /// the rotation that made the user's version, and a wrong denial costs more than a read.
+    /// Reloads the keyring now: a keyring read even a moment ago may predate the rotation that
+    /// made a user's version. (Repeated misses of one version are throttled by the caller.)
     async fn reload_keyring(&self) -> Result<Arc<Keyring>, StoreError> {
         let fresh = Arc::new(self.salts.load_keyring().await?);
         *lock(&self.keyring) = Some((Instant::now(), Arc::clone(&fresh)));
         Ok(fresh)
+    }
+
+    /// Whether a reload less than [`MISSING_VERSION_RETRY`] ago did not find `version`.
+    fn known_missing(&self, version: &str) -> bool {
+        lock(&self.missing_versions)
+            .get(version)
+            .is_some_and(|at| at.elapsed() < MISSING_VERSION_RETRY)
+    }
+
+    fn remember_missing(&self, version: &str) {
+        let mut missing = lock(&self.missing_versions);
+        missing.retain(|_, at| at.elapsed() < MISSING_VERSION_RETRY);
+        if missing.len() >= MISSING_VERSIONS_KEPT
+            && let Some(oldest) = missing
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(v, _)| v.clone())
+        {
+            missing.remove(&oldest);
+        }
+        missing.insert(version.to_owned(), Instant::now());
     }
 
     /// A policy document by ARN, from the warm cache while it is fresh.
@@ -450,6 +520,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
     pub fn clear_caches(&self) {
         *lock(&self.keyring) = None;
         lock(&self.policy_docs).clear();
+        lock(&self.missing_versions).clear();
     }
 }
 

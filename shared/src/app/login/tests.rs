@@ -11,8 +11,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -475,7 +474,7 @@ async fn restrictions_are_judged_only_after_the_password_so_they_tell_a_guesser_
 }
 
 #[tokio::test]
-async fn a_salt_version_the_keyring_does_not_hold_is_refused_after_reloading_it_each_time() {
+async fn a_salt_version_the_keyring_does_not_hold_reloads_it_once_and_then_not_for_a_while() {
     let w = World::new();
     w.add(
         "jack",
@@ -483,15 +482,26 @@ async fn a_salt_version_the_keyring_does_not_hold_is_refused_after_reloading_it_
         json!({"passwordHash": w.hash("pw", "1"), "saltVersion": "7"}),
     );
     let auth = w.auth();
-    for attempt in 1..=2 {
+    for attempt in 1..=3 {
         assert_eq!(
             auth.authenticate(&password("jack", "pw")).await,
             deny(DenyReason::SaltVersionMissing)
         );
-        // The cached read, then one reload: a version newer than the cache may have just been
-        // made, and refusing a right password costs more than a read.
-        assert_eq!(w.salts.loads(), 1 + attempt, "attempt {attempt}");
+        // The cached read and one reload on the first miss (the version may have just been
+        // made); later guesses at the same missing version reload nothing.
+        assert_eq!(w.salts.loads(), 2, "attempt {attempt}");
     }
+    // Another missing version is a first miss of its own.
+    w.add(
+        "jill",
+        None,
+        json!({"passwordHash": w.hash("pw", "1"), "saltVersion": "8"}),
+    );
+    assert_eq!(
+        auth.authenticate(&password("jill", "pw")).await,
+        deny(DenyReason::SaltVersionMissing)
+    );
+    assert_eq!(w.salts.loads(), 3);
 }
 
 #[tokio::test]
@@ -660,10 +670,7 @@ async fn a_hash_with_weaker_argon2_parameters_is_replaced_at_the_next_login() {
         Version::V0x13,
         Params::new(4096, 1, 1, None).unwrap(),
     )
-    .hash_password(
-        &pepper("salt-two", &pw("weak-pw")),
-        &SaltString::generate(&mut rand_core::OsRng),
-    )
+    .hash_password(&pepper("salt-two", &pw("weak-pw")))
     .unwrap()
     .to_string();
     w.add(
@@ -1111,4 +1118,67 @@ async fn every_event_writes_one_audit_line_with_the_reason_and_never_the_passwor
             "a password reached the audit line: {line:?}"
         );
     }
+}
+
+// ---- Denials take the time of what they are refused like ----
+
+#[tokio::test]
+async fn every_key_login_denial_reads_a_policy_as_an_allowed_key_login_does() {
+    let w = World::new();
+    w.add("kate", None, json!({"publicKeys": [KEY_A]}));
+    w.add("nokeys", Some("pw"), json!({}));
+    w.add(
+        "off",
+        None,
+        json!({"publicKeys": [KEY_A], "status": "disabled"}),
+    );
+    w.add(
+        "far",
+        None,
+        json!({"publicKeys": [KEY_A], "allowedIps": ["10.0.0.0/8"]}),
+    );
+    // No policy cache: every policy read is a load the test can count.
+    let auth = w.auth_caching(Duration::ZERO);
+    allowed(auth.authenticate(&key("kate")).await);
+    assert_eq!(
+        w.policies.loads(),
+        1,
+        "an allowed key login reads the policy"
+    );
+    for (name, reason) in [
+        ("nobody", DenyReason::UnknownUser),
+        ("nokeys", DenyReason::NoKeys),
+        ("off", DenyReason::Disabled),
+        ("far", DenyReason::IpNotAllowed),
+    ] {
+        let before = (w.users.reads(), w.policies.loads());
+        assert_eq!(auth.authenticate(&key(name)).await, deny(reason));
+        assert_eq!(
+            (w.users.reads(), w.policies.loads()),
+            (before.0 + 1, before.1 + 1),
+            "{name}: one user read and one policy read, as an allow"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_right_password_refused_by_the_address_list_looks_up_the_legacy_table_as_a_wrong_one_does()
+ {
+    let w = World::new();
+    w.add("lena", Some("pw"), json!({"allowedIps": ["10.0.0.0/8"]}));
+    let auth = w.migrating();
+    assert_eq!(
+        auth.authenticate(&password("lena", "wrong")).await,
+        deny(DenyReason::WrongPassword)
+    );
+    let after_wrong = (w.legacy.finds(), w.users.reads());
+    assert_eq!(
+        auth.authenticate(&password("lena", "pw")).await,
+        deny(DenyReason::IpNotAllowed)
+    );
+    assert_eq!(
+        (w.legacy.finds(), w.users.reads()),
+        (after_wrong.0 * 2, after_wrong.1 * 2),
+        "the same legacy lookup and user reads as the wrong password"
+    );
 }
