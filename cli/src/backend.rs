@@ -2,7 +2,7 @@
 //! command line, and the small conversions every command shares.
 
 use anyhow::{Context, Result, anyhow};
-use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
+use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
 use ferry_core::adapters::aws::iam::IamPolicySource;
 use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
 use ferry_core::adapters::local::store::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
@@ -24,6 +24,21 @@ pub(crate) struct Backend<U, S, P> {
     pub(crate) verdicts: Option<DynamoUserStore>,
     /// What a new user gets when no bucket or policy is named (the data folder has its own).
     pub(crate) defaults: Defaults,
+    /// DynamoDB, for the seed design's users table when a command names one (AWS only).
+    pub(crate) dynamodb: Option<aws_sdk_dynamodb::Client>,
+}
+
+impl<U, S, P> Backend<U, S, P> {
+    /// The seed design's users table, if `table` names one.
+    pub(crate) fn legacy(&self, table: Option<String>) -> Result<Option<DynamoLegacyUsers>> {
+        match (table, &self.dynamodb) {
+            (None, _) => Ok(None),
+            (Some(t), Some(client)) => Ok(Some(DynamoLegacyUsers::new(client.clone(), Some(t)))),
+            (Some(_), None) => {
+                anyhow::bail!("--legacy-table is a DynamoDB table: not with --local")
+            }
+        }
+    }
 }
 
 impl<U, S, P> Backend<U, S, P> {
@@ -61,6 +76,7 @@ pub(crate) fn local(data: &LocalStore) -> Backend<&LocalStore, &LocalStore, &Loc
         salts: Salts(Ok(data)),
         policies: data,
         verdicts: None,
+        dynamodb: None,
         defaults: Defaults {
             bucket: Some(DEFAULT_BUCKET.to_owned()),
             policy_arn: Some(policy_arn(DEFAULT_POLICY)),
@@ -78,8 +94,10 @@ pub(crate) async fn aws(
         .table
         .as_deref()
         .context("no users table: pass --table or set USERS_TABLE (or use --local)")?;
-    let users = DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let users = DynamoUserStore::new(dynamodb.clone(), table);
     Ok(Backend {
+        dynamodb: Some(dynamodb),
         verdicts: Some(users.clone()),
         users,
         salts: Salts(

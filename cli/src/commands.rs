@@ -56,7 +56,13 @@ where
                 }
                 UserCommand::Show { name, json } => show(&b.users, &name, json).await?,
                 UserCommand::List { json } => list(&b.users, json).await?,
-                UserCommand::Disable { name } => set_status(b, &name, Status::Disabled).await?,
+                UserCommand::Disable { name, legacy_table } => {
+                    admin
+                        .disable_with_legacy(&parse_name(&name)?, &b.legacy(legacy_table)?)
+                        .await
+                        .map_err(refused)?;
+                    eprintln!("user {name} is now disabled");
+                }
                 UserCommand::Enable { name } => {
                     admin
                         .enable(&parse_name(&name)?, &b.policies, &RecordRules::default())
@@ -64,10 +70,18 @@ where
                         .map_err(refused)?;
                     eprintln!("user {name} is now active");
                 }
-                UserCommand::Rm { name } => {
+                UserCommand::Rm { name, legacy_table } => {
                     let username = parse_name(&name)?;
-                    admin.remove(&username).await.map_err(refused)?;
-                    eprintln!("user {username} removed");
+                    let legacy_items = admin
+                        .remove_with_legacy(&username, &b.legacy(legacy_table)?)
+                        .await
+                        .map_err(refused)?;
+                    match legacy_items {
+                        0 => eprintln!("user {username} removed"),
+                        n => eprintln!(
+                            "user {username} removed, with {n} item(s) of the seed design's table"
+                        ),
+                    }
                 }
                 UserCommand::Key(cmd) => key(b, cmd).await?,
                 UserCommand::Import(args) => return crate::import::import(b, args).await,
@@ -84,19 +98,6 @@ where
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-async fn set_status<U, S, P>(b: &Backend<U, S, P>, name: &str, status: Status) -> Result<()>
-where
-    U: UserAdmin + UserStore,
-    S: SaltSource,
-{
-    b.admin()
-        .set_status(&parse_name(name)?, status)
-        .await
-        .map_err(refused)?;
-    eprintln!("user {name} is now {}", status.as_str());
-    Ok(())
 }
 
 fn source(p: &PasswordArgs) -> Option<PasswordSource> {

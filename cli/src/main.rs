@@ -81,11 +81,22 @@ enum UserCommand {
         json: bool,
     },
     /// Refuse every login of a user from now on
-    Disable { name: String },
-    /// Allow a disabled user to log in again
+    Disable {
+        name: String,
+        /// The seed design's users table: a user only there gets a disabled record of their
+        /// own, so their old password can no longer migrate them
+        #[arg(long = "legacy-table", env = "LEGACY_USERS_TABLE")]
+        legacy_table: Option<String>,
+    },
+    /// Allow a disabled user to log in again (after the policy validator's checks)
     Enable { name: String },
     /// Delete a user
-    Rm { name: String },
+    Rm {
+        name: String,
+        /// The seed design's users table: the user's items there are deleted too
+        #[arg(long = "legacy-table", env = "LEGACY_USERS_TABLE")]
+        legacy_table: Option<String>,
+    },
     /// Manage a user's SSH public keys
     #[command(subcommand)]
     Key(KeyCommand),

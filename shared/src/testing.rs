@@ -166,6 +166,24 @@ impl UserStore for MemoryUsers {
         }
     }
 
+    async fn set_first_hash(
+        &self,
+        username: &Username,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> Result<bool, StoreError> {
+        call(&self.writes, &self.write_fault, "users table")?;
+        let mut records = lock(&self.records);
+        match records.get_mut(username) {
+            Some(user) if user.password_hash.is_none() => {
+                user.password_hash = Some(new_hash.to_owned());
+                user.salt_version = Some(salt_version.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError> {
         call(&self.writes, &self.write_fault, "users table")?;
         let mut records = lock(&self.records);
@@ -391,25 +409,16 @@ impl LegacyUsers for MemoryLegacy {
         }
         Ok(u64::try_from(self.len()).unwrap_or(u64::MAX))
     }
-}
 
-// The port has no blanket impl for references; this one lets a test keep the table it lends to
-// an authenticator, to look at afterwards.
-impl LegacyUsers for &MemoryLegacy {
-    fn enabled(&self) -> bool {
-        (**self).enabled()
-    }
-
-    async fn find(&self, key: &str) -> Result<Option<LegacyUser>, StoreError> {
-        (**self).find(key).await
-    }
-
-    async fn remove(&self, key: &str) -> Result<(), StoreError> {
-        (**self).remove(key).await
-    }
-
-    async fn count(&self) -> Result<u64, StoreError> {
-        (**self).count().await
+    async fn items_of(&self, username: &str) -> Result<Vec<(String, LegacyUser)>, StoreError> {
+        if let Some(f) = *lock(&self.fault) {
+            return Err(f.error("legacy table"));
+        }
+        Ok(lock(&self.items)
+            .iter()
+            .filter(|(_, u)| u.username == username)
+            .map(|(k, u)| (k.clone(), u.clone()))
+            .collect())
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod fixture;
 pub mod runtime_api;
 pub mod stream;
+pub mod up;
 
 pub use fixture::{Fixture, aws_config, services_available};
 

@@ -667,6 +667,12 @@ impl ferry_core::ports::LegacyUsers for MigratedMeanwhile {
     async fn count(&self) -> Result<u64, ferry_core::ports::StoreError> {
         self.inner.count().await
     }
+    async fn items_of(
+        &self,
+        username: &str,
+    ) -> Result<Vec<(String, ferry_core::ports::LegacyUser)>, ferry_core::ports::StoreError> {
+        self.inner.items_of(username).await
+    }
 }
 
 #[tokio::test]
@@ -845,5 +851,55 @@ async fn a_re_hash_loses_to_a_password_changed_meanwhile() -> Result<()> {
             .await?
     );
     assert_eq!(stored_hash(&f, "xena").await, "$argon2id$new");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_ferry_command_disables_and_removes_seed_users_in_the_legacy_table_too() -> Result<()> {
+    use ferry_tests::runtime_api::workspace_binary;
+    let (f, legacy) = seed_fixture().await?;
+    let ferry = |args: &[&str]| {
+        std::process::Command::new(workspace_binary("ferry").unwrap())
+            .args(args)
+            .args(["--legacy-table", &legacy])
+            .env("USERS_TABLE", &f.table)
+            .env("SALT_SECRET_ID", &f.secret_id)
+            .output()
+            .unwrap()
+    };
+    put_legacy(&f, &legacy, "ines", "ines-pw").await?;
+    let out = ferry(&["user", "disable", "ines"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = f.item("ines").await?.expect("a record of her own");
+    assert_eq!(record["status"], "disabled");
+    assert!(record.get("passwordHash").is_none());
+    // Her old password neither logs in nor migrates her now.
+    let auth = f
+        .authenticator()
+        .with_legacy(DynamoLegacyUsers::new(f.ddb.clone(), Some(legacy.clone())));
+    let answer = auth
+        .handle_event(&direct_event("ines", Some("ines-pw")))
+        .await;
+    assert!(!allowed(&answer));
+    assert_eq!(f.item("ines").await?.unwrap()["status"], "disabled");
+    // Removed: the record and the legacy item both go.
+    let out = ferry(&["user", "rm", "ines"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 item(s) of the seed design's table"));
+    assert!(f.item("ines").await?.is_none());
+    assert_eq!(legacy_count(&f, &legacy).await, 0);
+    let answer = auth
+        .handle_event(&direct_event("ines", Some("ines-pw")))
+        .await;
+    assert!(!allowed(&answer), "not recreated by her old password");
+    assert!(f.item("ines").await?.is_none());
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -84,38 +84,14 @@ impl Up {
                 (Some(AwsSide { rt, fixture, s3 }), bucket)
             }
         };
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut demo_password = String::new();
-        let mut said = String::new();
-        let mut port = 0;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            said.push_str(&line);
-            said.push('\n');
-            if let Some(rest) = line.split("created user demo with password ").nth(1) {
-                demo_password = rest.split_whitespace().next().unwrap().to_owned();
-            }
-            if let Some(rest) = line.split("SFTP on ").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                port = addr.parse::<std::net::SocketAddr>().map_or(0, |a| a.port());
-                break;
-            }
-        }
-        assert!(port != 0, "ferry up did not start or say its port: {said}");
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let started = ferry_tests::up::start(cmd).unwrap();
         let mut up = Up {
-            child,
+            child: started.child,
             data,
             work,
-            port,
+            port: started.port,
             bucket,
-            demo_password,
+            demo_password: started.demo_password,
             aws,
         };
         match store {
@@ -569,11 +545,8 @@ fn a_session_dropped_mid_upload_leaves_no_complete_looking_file(up: Up) {
     assert!(kept[0].metadata().unwrap().len() < 200 * 1024 * 1024);
 }
 
-/// Peak resident memory of a process, in KiB.
 fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    ferry_tests::up::peak_memory_kib(pid).unwrap()
 }
 
 fn a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat(up: Up) {

@@ -4,6 +4,7 @@
 //! does in front of S3. With `--aws` the same front door runs on the AWS adapters instead
 //! (DynamoDB, Secrets Manager, IAM, S3, or their emulators).
 
+mod door;
 mod paths;
 mod sftp;
 mod ssh;
@@ -29,7 +30,6 @@ use ferry_core::domain::upload_rules::{SourceAction, UploadConfig};
 use ferry_core::domain::user::{Status, StoredRecord, UserRecord};
 use ferry_core::ports::{Notifier, RulesSource, UploadStore};
 use ferry_core::ports::{SaltSource, UserAdmin};
-use russh::server::Server as _;
 
 use crate::Target;
 use crate::backend::store;
@@ -55,6 +55,8 @@ pub(crate) struct UpArgs {
     /// Do not run the upload processor on completed uploads
     #[arg(long = "no-processing")]
     no_processing: bool,
+    #[command(flatten)]
+    bounds: door::Bounds,
 }
 
 pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCode> {
@@ -67,15 +69,18 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
     if a.aws && target.local.is_some() {
         anyhow::bail!("--aws and --local name different backends: choose one");
     }
-    std::fs::create_dir_all(&a.data)
+    create_private_dir(&a.data)
         .with_context(|| format!("creating the data folder {}", a.data.display()))?;
     let host_key = host_key(&a.data.join("host_key"))?;
+    let (keepalive_every, keepalive_max) = a.bounds.keepalive();
     let config = Arc::new(russh::server::Config {
         keys: vec![host_key],
         // Every rejection takes the same second, whatever failed.
         auth_rejection_time: Duration::from_secs(1),
         auth_rejection_time_initial: Some(Duration::ZERO),
-        inactivity_timeout: Some(Duration::from_secs(3600)),
+        inactivity_timeout: Some(Duration::from_secs(a.bounds.idle_timeout_seconds)),
+        keepalive_interval: Some(keepalive_every),
+        keepalive_max,
         nodelay: true,
         window_size: 8 * 1024 * 1024,
         maximum_packet_size: 256 * 1024,
@@ -119,10 +124,11 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             )
         });
         let server: Server<(_, _, _, S3Objects)> = Server {
-            auth: Arc::new(auth),
+            auth: Arc::new(auth.with_parallel_hashes(parallel_checks(&a.bounds))),
             objects,
             data,
             on_upload,
+            bounds: Arc::new(a.bounds.clone()),
         };
         eprintln!(
             "ferry up: SFTP on {bound} (users in table {table}, objects in S3, spool in {}); try: sftp -P {} USER@{}",
@@ -130,7 +136,7 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             bound.port(),
             bound.ip()
         );
-        return serve(server, config, listener).await;
+        return serve(server, config, listener, &a.bounds).await;
     }
 
     let store = Arc::new(LocalStore::open(&a.data).map_err(store)?);
@@ -155,10 +161,11 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         )
     });
     let server: Server<(_, _, _, FileObjects)> = Server {
-        auth: Arc::new(auth),
+        auth: Arc::new(auth.with_parallel_hashes(parallel_checks(&a.bounds))),
         objects: Arc::new(FileObjects::new(store.dir().join("objects"))),
         data,
         on_upload,
+        bounds: Arc::new(a.bounds.clone()),
     };
     eprintln!(
         "ferry up: SFTP on {bound} (data folder {}); try: sftp -P {} demo@{}",
@@ -166,19 +173,41 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         bound.port(),
         bound.ip()
     );
-    serve(server, config, listener).await
+    serve(server, config, listener, &a.bounds).await
 }
 
 async fn serve<B: Backend>(
-    mut server: Server<B>,
+    server: Server<B>,
     config: Arc<russh::server::Config>,
     listener: tokio::net::TcpListener,
+    bounds: &door::Bounds,
 ) -> Result<std::process::ExitCode> {
     tokio::select! {
-        r = server.run_on_socket(config, &listener) => r.context("the SSH server stopped")?,
+        () = door::accept_loop(server, config, listener, bounds) => {}
         _ = tokio::signal::ctrl_c() => eprintln!("ferry up: stopping"),
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Password checks at once: as asked, or one per core.
+fn parallel_checks(bounds: &door::Bounds) -> usize {
+    match bounds.parallel_password_checks {
+        0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        n => n,
+    }
+}
+
+/// Creates a folder only its owner can enter (the data folder holds password hashes, the
+/// keyring and the host key); an existing folder is left as the operator set it.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 /// The upload processor as `ferry up` runs it: on every completed upload, in the background,

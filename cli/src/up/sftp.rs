@@ -39,6 +39,19 @@ pub(crate) struct SessionContext {
     pub(crate) partial: PathBuf,
     /// Runs the upload processor on a stored upload (bucket, key), in the background.
     pub(crate) on_upload: Option<UploadHook>,
+    pub(crate) limits: SessionLimits,
+}
+
+/// What one SFTP session may hold (see the front door's `Bounds`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionLimits {
+    pub(crate) max_handles: usize,
+    /// No write may end past this many bytes.
+    pub(crate) max_file_bytes: u64,
+    /// No write may start further than this past the end of what the file holds: a write at
+    /// offset 2^40 would otherwise ask for a 1 TiB file (sparse on disk, but then stored,
+    /// hashed and copied in full).
+    pub(crate) max_write_gap_bytes: u64,
 }
 
 /// What `ferry up` does with every completed upload.
@@ -58,6 +71,8 @@ enum OpenHandle<R> {
         key: String,
         path: String,
         bytes: u64,
+        /// The end of the furthest write so far.
+        end: u64,
     },
     Dir {
         entries: Vec<File>,
@@ -257,6 +272,15 @@ impl<O: ObjectStore> Sftp<O> {
         }
     }
 
+    /// Refuses a new handle when the session holds as many as it may.
+    fn room_for_a_handle(&self) -> Result<(), Error> {
+        if self.handles.len() >= self.ctx.limits.max_handles {
+            info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, limit = self.ctx.limits.max_handles, "HANDLE_REFUSED");
+            return Err(err(StatusCode::Failure, "too many open handles"));
+        }
+        Ok(())
+    }
+
     fn handle(&mut self, h: OpenHandle<O::Reader>) -> String {
         self.next += 1;
         let name = self.next.to_string();
@@ -377,6 +401,7 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
     }
 
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
+        self.room_for_a_handle()?;
         let (_, loc) = self.resolve(&path)?;
         let entries = match loc {
             Location::Virtual { children } => children
@@ -435,6 +460,7 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
         pflags: OpenFlags,
         _attrs: FileAttributes,
     ) -> Result<Handle, Self::Error> {
+        self.room_for_a_handle()?;
         let is_dir = || err(StatusCode::Failure, "is a directory");
         let (visible, bucket, key) = self.object(&filename, is_dir)?;
         if key.is_empty() {
@@ -482,6 +508,7 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
                     key,
                     path: visible,
                     bytes: 0,
+                    end: 0,
                 }),
             });
         }
@@ -534,12 +561,28 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
-        let Some(OpenHandle::Write { file, bytes, .. }) = self.handles.get_mut(&handle) else {
+        let limits = self.ctx.limits;
+        let Some(OpenHandle::Write {
+            file, bytes, end, ..
+        }) = self.handles.get_mut(&handle)
+        else {
             return Err(err(StatusCode::Failure, "invalid handle"));
         };
+        let len = data.len() as u64;
+        let write_end = offset
+            .checked_add(len)
+            .filter(|e| *e <= limits.max_file_bytes)
+            .ok_or_else(|| err(StatusCode::Failure, "the file would be larger than allowed"))?;
+        if offset > end.saturating_add(limits.max_write_gap_bytes) {
+            return Err(err(
+                StatusCode::Failure,
+                "the write would leave a larger gap than allowed",
+            ));
+        }
         file.write_all_at(&data, offset)
             .map_err(|e| spool_err(&e))?;
-        *bytes += data.len() as u64;
+        *bytes += len;
+        *end = (*end).max(write_end);
         Ok(ok(id))
     }
 
@@ -552,6 +595,7 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
                 key,
                 path,
                 bytes,
+                ..
             }) => {
                 drop(file);
                 // The name appears only now, complete: a rename on disk, a whole PUT in S3.

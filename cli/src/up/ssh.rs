@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ferry_core::app::login::{Authenticator, Decision};
 use ferry_core::domain::access::{SessionPolicy, SessionVariables};
@@ -21,6 +21,7 @@ use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
 use tracing::{info, warn};
 
+use super::door::Bounds;
 use super::paths::Namespace;
 use super::sftp::{SessionContext, Sftp};
 
@@ -60,6 +61,7 @@ pub(crate) struct Server<B: Backend> {
     /// Where uploads are spooled (`uploads/`) and set aside (`partial/`).
     pub(crate) data: Arc<std::path::Path>,
     pub(crate) on_upload: Option<super::sftp::UploadHook>,
+    pub(crate) bounds: Arc<Bounds>,
 }
 
 impl<B: Backend> Clone for Server<B> {
@@ -69,6 +71,7 @@ impl<B: Backend> Clone for Server<B> {
             objects: Arc::clone(&self.objects),
             data: Arc::clone(&self.data),
             on_upload: self.on_upload.clone(),
+            bounds: Arc::clone(&self.bounds),
         }
     }
 }
@@ -87,8 +90,11 @@ impl<B: Backend> russh::server::Server for Server<B> {
             objects: Arc::clone(&self.objects),
             data: Arc::clone(&self.data),
             on_upload: self.on_upload.clone(),
+            bounds: Arc::clone(&self.bounds),
             login: None,
+            logged_in: Arc::new(AtomicBool::new(false)),
             channels: HashMap::new(),
+            open_sessions: std::collections::HashSet::new(),
         }
     }
 }
@@ -101,8 +107,13 @@ pub(crate) struct Connection<B: Backend> {
     objects: Arc<B::Objects>,
     data: Arc<std::path::Path>,
     on_upload: Option<super::sftp::UploadHook>,
+    bounds: Arc<Bounds>,
     login: Option<(Username, AuthResponse)>,
+    /// Set at login, read by the front door's grace timer.
+    logged_in: Arc<AtomicBool>,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels open on this connection (Transfer Family allows 10 at once).
+    open_sessions: std::collections::HashSet<ChannelId>,
 }
 
 impl<B: Backend> Drop for Connection<B> {
@@ -113,6 +124,11 @@ impl<B: Backend> Drop for Connection<B> {
 }
 
 impl<B: Backend> Connection<B> {
+    /// Whether this connection has logged in (shared with the front door's grace timer).
+    pub(crate) fn logged_in(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.logged_in)
+    }
+
     async fn decide(&self, user: &str, credential: Credential) -> Option<(Username, AuthResponse)> {
         let Ok(username) = Username::parse(user) else {
             info!(target: "ferry::session", session = self.id, reason = "bad_username", "AUTH_FAILURE");
@@ -160,6 +176,7 @@ impl<B: Backend> Connection<B> {
             Some(login) => {
                 info!(target: "ferry::session", session = self.id, user = %login.0, method, "AUTH_SUCCESS");
                 self.login = Some(login);
+                self.logged_in.store(true, Ordering::Release);
                 Auth::Accept
             }
             None => Auth::reject(),
@@ -219,6 +236,11 @@ impl<B: Backend> Connection<B> {
             policy,
             uploads: self.data.join("uploads"),
             partial: self.data.join("partial"),
+            limits: super::sftp::SessionLimits {
+                max_handles: self.bounds.max_handles,
+                max_file_bytes: self.bounds.max_file_bytes,
+                max_write_gap_bytes: self.bounds.max_write_gap_bytes,
+            },
             on_upload: self.on_upload.clone(),
         })
     }
@@ -279,8 +301,26 @@ impl<B: Backend> russh::server::Handler for Connection<B> {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.open_sessions.len() >= self.bounds.max_channels {
+            info!(target: "ferry::session", session = self.id, limit = self.bounds.max_channels, "CHANNEL_REFUSED");
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
+                .await;
+            return Ok(());
+        }
+        self.open_sessions.insert(channel.id());
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.open_sessions.remove(&channel);
+        self.channels.remove(&channel);
         Ok(())
     }
 

@@ -251,6 +251,9 @@ pub mod attr {
     pub const VALIDATED_AT: &str = "validatedAt";
     /// A user's own upload rules (kept in `extra`; read by the upload processor).
     pub const UPLOAD_RULES: &str = "uploadRules";
+    /// A record made for a seed-design user who was disabled before their first login (kept in
+    /// `extra`): their old password may still set its first hash.
+    pub const LEGACY_PENDING: &str = "legacyPending";
 }
 
 impl UserRecord {

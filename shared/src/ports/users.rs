@@ -33,6 +33,16 @@ pub trait UserStore: Send + Sync {
         salt_version: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Migration of a user whose record has no password yet (made by disabling a seed-design
+    /// user): sets the first hash only if the record exists and still has none; `Ok(false)`
+    /// otherwise.
+    fn set_first_hash(
+        &self,
+        username: &Username,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Migration: writes a new user only if none exists; `Ok(false)` when one does.
     fn create_user(
         &self,
@@ -63,6 +73,12 @@ pub trait LegacyUsers: Send + Sync {
     fn remove(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// How many legacy users remain.
     fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Every item of `username`, with its key (a user has one per password the seed design
+    /// stored for them). For administration, not logins: it reads the whole table.
+    fn items_of(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Vec<(String, LegacyUser)>, StoreError>> + Send;
 }
 
 /// No legacy table: the default.
@@ -81,6 +97,64 @@ impl LegacyUsers for NoLegacy {
     }
     async fn count(&self) -> Result<u64, StoreError> {
         Ok(0)
+    }
+    async fn items_of(&self, _username: &str) -> Result<Vec<(String, LegacyUser)>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+// An optional table: without one (not configured), there are no legacy users.
+impl<T: LegacyUsers> LegacyUsers for Option<T> {
+    fn enabled(&self) -> bool {
+        self.as_ref().is_some_and(LegacyUsers::enabled)
+    }
+    async fn find(&self, key: &str) -> Result<Option<LegacyUser>, StoreError> {
+        match self {
+            Some(t) => t.find(key).await,
+            None => Ok(None),
+        }
+    }
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Some(t) => t.remove(key).await,
+            None => Ok(()),
+        }
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        match self {
+            Some(t) => t.count().await,
+            None => Ok(0),
+        }
+    }
+    async fn items_of(&self, username: &str) -> Result<Vec<(String, LegacyUser)>, StoreError> {
+        match self {
+            Some(t) => t.items_of(username).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl<T: LegacyUsers + ?Sized> LegacyUsers for &T {
+    fn enabled(&self) -> bool {
+        (**self).enabled()
+    }
+    fn find(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<LegacyUser>, StoreError>> + Send {
+        (**self).find(key)
+    }
+    fn remove(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).remove(key)
+    }
+    fn count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).count()
+    }
+    fn items_of(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Vec<(String, LegacyUser)>, StoreError>> + Send {
+        (**self).items_of(username)
     }
 }
 
@@ -151,6 +225,14 @@ impl<T: UserStore + ?Sized> UserStore for &T {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).replace_hash(username, old_hash, new_hash, salt_version)
     }
+    fn set_first_hash(
+        &self,
+        username: &Username,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).set_first_hash(username, new_hash, salt_version)
+    }
     fn create_user(
         &self,
         record: &UserRecord,
@@ -174,6 +256,14 @@ impl<T: UserStore + ?Sized> UserStore for std::sync::Arc<T> {
         salt_version: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).replace_hash(username, old_hash, new_hash, salt_version)
+    }
+    fn set_first_hash(
+        &self,
+        username: &Username,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).set_first_hash(username, new_hash, salt_version)
     }
     fn create_user(
         &self,

@@ -116,6 +116,42 @@ impl UserStore for DynamoUserStore {
         }
     }
 
+    #[instrument(skip_all, fields(table = %self.table, username = %username))]
+    async fn set_first_hash(
+        &self,
+        username: &Username,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                attr::USERNAME,
+                AttributeValue::S(username.as_str().to_owned()),
+            )
+            .update_expression(format!(
+                "SET {} = :new, {} = :version",
+                attr::PASSWORD_HASH,
+                attr::SALT_VERSION
+            ))
+            .condition_expression(format!(
+                "attribute_exists({}) AND attribute_not_exists({})",
+                attr::USERNAME,
+                attr::PASSWORD_HASH
+            ))
+            .expression_attribute_values(":new", AttributeValue::S(new_hash.to_owned()))
+            .expression_attribute_values(":version", AttributeValue::S(salt_version.to_owned()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError> {
         self.put_user(record, false).await
     }
@@ -196,22 +232,7 @@ impl LegacyUsers for DynamoLegacyUsers {
             .send()
             .await
             .map_err(unavailable)?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        let text = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_s().ok())
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .ok_or_else(|| StoreError::Malformed(format!("legacy user item has no {name}")))
-        };
-        Ok(Some(LegacyUser {
-            username: text("username")?,
-            bucket: text("bucket")?,
-            home: text("home")?,
-            policy_arn: text("iamPolicyArn")?,
-        }))
+        out.item.as_ref().map(legacy_user).transpose()
     }
 
     #[instrument(skip_all)]
@@ -224,6 +245,34 @@ impl LegacyUsers for DynamoLegacyUsers {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn items_of(&self, username: &str) -> Result<Vec<(String, LegacyUser)>, StoreError> {
+        let table = self.table()?;
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(table)
+            .filter_expression("username = :u")
+            .expression_attribute_values(":u", AttributeValue::S(username.to_owned()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.try_next().await.map_err(unavailable)? {
+            for item in page.items() {
+                let key = item
+                    .get("hashPassword")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .ok_or_else(|| {
+                        StoreError::Malformed("legacy item has no hashPassword".into())
+                    })?;
+                found.push((key, legacy_user(item)?));
+            }
+        }
+        Ok(found)
     }
 
     #[instrument(skip(self))]
@@ -244,6 +293,23 @@ impl LegacyUsers for DynamoLegacyUsers {
         }
         Ok(total)
     }
+}
+
+/// A seed-design item as a legacy user: its four attributes, all non-empty strings.
+fn legacy_user(item: &HashMap<String, AttributeValue>) -> Result<LegacyUser, StoreError> {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .ok_or_else(|| StoreError::Malformed(format!("legacy user item has no {name}")))
+    };
+    Ok(LegacyUser {
+        username: text("username")?,
+        bucket: text("bucket")?,
+        home: text("home")?,
+        policy_arn: text("iamPolicyArn")?,
+    })
 }
 
 fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {

@@ -58,9 +58,12 @@ impl LocalStore {
     /// one fresh 32-byte salt, the canonical policy, and the default bucket's folder.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
-        std::fs::create_dir_all(dir.join("policies")).map_err(io("the data folder"))?;
-        std::fs::create_dir_all(dir.join("objects").join(DEFAULT_BUCKET))
-            .map_err(io("the data folder"))?;
+        for sub in [
+            dir.join("policies"),
+            dir.join("objects").join(DEFAULT_BUCKET),
+        ] {
+            create_private_dirs(&sub).map_err(io("the data folder"))?;
+        }
         let keyring = dir.join("keyring.json");
         if !keyring.exists() {
             let mut salt = [0u8; 32];
@@ -77,7 +80,11 @@ impl LocalStore {
         if !canonical.exists() {
             std::fs::write(&canonical, CANONICAL_SCOPE_DOWN).map_err(io("the policies folder"))?;
         }
-        let conn = Connection::open(dir.join("ferry.db")).map_err(sql)?;
+        // The database holds password hashes: created 0600 before SQLite opens it (its WAL and
+        // shared-memory files take the database's mode), and tightened if it was ever looser.
+        let db = dir.join("ferry.db");
+        keep_private(&db).map_err(io("the user database"))?;
+        let conn = Connection::open(&db).map_err(sql)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
@@ -109,6 +116,31 @@ impl LocalStore {
 }
 
 /// Writes a file readable by its owner only.
+/// Creates `path` and its missing parents as folders only the owner can enter; folders that
+/// exist already keep the mode the operator gave them.
+fn create_private_dirs(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist; an existing file that others could
+/// read is made 0600.
+fn keep_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -137,6 +169,22 @@ impl UserStore for LocalStore {
                 "UPDATE users SET record = json_set(record, '$.passwordHash', ?3, '$.saltVersion', ?4) \
                  WHERE username = ?1 AND json_extract(record, '$.passwordHash') = ?2",
                 params![username.as_str(), old_hash, new_hash, salt_version],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn set_first_hash(
+        &self,
+        username: &Username,
+        new_hash: &str,
+        salt_version: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.with_db(|db| {
+            db.execute(
+                "UPDATE users SET record = json_set(record, '$.passwordHash', ?2, '$.saltVersion', ?3) \
+                 WHERE username = ?1 AND json_extract(record, '$.passwordHash') IS NULL",
+                params![username.as_str(), new_hash, salt_version],
             )
         })?;
         Ok(n > 0)
@@ -414,6 +462,36 @@ mod tests {
 
     fn user(name: &str) -> UserRecord {
         UserRecord::from_json(json!({"username": name, "bucket": DEFAULT_BUCKET, "home": name, "iamPolicyArn": policy_arn(DEFAULT_POLICY)})).unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn the_data_folder_keeps_hashes_and_objects_private() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let store = LocalStore::open(&dir).unwrap();
+        store.put_user(&user("alice"), false).await.unwrap();
+        for file in ["ferry.db", "ferry.db-wal", "keyring.json"] {
+            let path = dir.join(file);
+            if path.exists() {
+                assert_eq!(mode(&path), 0o600, "{file}");
+            }
+        }
+        for folder in ["", "objects", "policies"] {
+            assert_eq!(mode(&dir.join(folder)), 0o700, "{folder:?}");
+        }
+        assert_eq!(mode(&store.bucket_dir(DEFAULT_BUCKET)), 0o700);
+        drop(store);
+        // A database that was made readable by others is tightened at the next start.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("ferry.db"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let _again = LocalStore::open(&dir).unwrap();
+        assert_eq!(mode(&dir.join("ferry.db")), 0o600);
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ use crate::domain::policy_checks::RecordRules;
 use crate::domain::ssh_key::{fingerprint, key_identity};
 use crate::domain::user::{KeyEntry, RecordError, Status, StoredRecord, UserRecord, attr};
 use crate::domain::username::Username;
-use crate::ports::{PolicySource, SaltSource, StoreError, UserAdmin, UserStore};
+use crate::ports::{
+    LegacyUsers, NoLegacy, PolicySource, SaltSource, StoreError, UserAdmin, UserStore,
+};
 
 /// What a new user gets when the operator names no bucket or policy (the data folder has its
 /// own; on AWS there is none).
@@ -214,10 +216,76 @@ impl<U: UserAdmin + UserStore, S: SaltSource> Admin<U, S> {
     }
 
     pub async fn remove(&self, username: &Username) -> Result<(), AdminError> {
-        if self.users.delete_user(username).await? {
-            Ok(())
-        } else {
-            Err(AdminError::NoSuchUser(username.clone()))
+        self.remove_with_legacy(username, &NoLegacy)
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes a user from the users table and every item of theirs from the seed design's
+    /// table: a leftover legacy item (one a migration failed to delete) would otherwise let the
+    /// old password bring the user back. Returns how many legacy items went.
+    pub async fn remove_with_legacy<L: LegacyUsers>(
+        &self,
+        username: &Username,
+        legacy: &L,
+    ) -> Result<usize, AdminError> {
+        let mut legacy_items = 0;
+        if legacy.enabled() {
+            for (key, _) in legacy.items_of(username.as_str()).await? {
+                legacy.remove(&key).await?;
+                legacy_items += 1;
+            }
+        }
+        let removed = self.users.delete_user(username).await?;
+        if !removed && legacy_items == 0 {
+            return Err(AdminError::NoSuchUser(username.clone()));
+        }
+        Ok(legacy_items)
+    }
+
+    /// Disables a user. A user still only in the seed design's table gets a record of their own,
+    /// disabled and without a password, so that their old password can no longer migrate them;
+    /// enabled again, their next login with the old password sets it (see
+    /// `app::login::migration`).
+    pub async fn disable_with_legacy<L: LegacyUsers>(
+        &self,
+        username: &Username,
+        legacy: &L,
+    ) -> Result<(), AdminError> {
+        match self.stored(username).await? {
+            Some(mut record) => {
+                record.status = Some(Status::Disabled);
+                self.write(record, true).await?;
+                Ok(())
+            }
+            None => {
+                let items = if legacy.enabled() {
+                    legacy.items_of(username.as_str()).await?
+                } else {
+                    Vec::new()
+                };
+                let Some((_, seed)) = items.into_iter().next() else {
+                    return Err(AdminError::NoSuchUser(username.clone()));
+                };
+                let record = StoredRecord {
+                    username: username.as_str().to_owned(),
+                    bucket: Some(seed.bucket),
+                    home: Some(seed.home),
+                    iam_policy_arn: Some(seed.policy_arn),
+                    status: Some(Status::Disabled),
+                    extra: [(
+                        attr::LEGACY_PENDING.to_owned(),
+                        serde_json::Value::Bool(true),
+                    )]
+                    .into(),
+                    ..StoredRecord::default()
+                };
+                // Not over a record made meanwhile: that one is judged by what it says.
+                if !self.write(record, false).await? {
+                    return Box::pin(self.disable_with_legacy(username, legacy)).await;
+                }
+                Ok(())
+            }
         }
     }
 

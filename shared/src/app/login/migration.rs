@@ -13,7 +13,7 @@ use super::{
 use crate::domain::keyring::{Keyring, LEGACY_VERSION};
 use crate::domain::password::Password;
 use crate::domain::transfer::AuthRequest;
-use crate::domain::user::{Status, StoredRecord, UserRecord};
+use crate::domain::user::{Status, StoredRecord, UserRecord, attr};
 use crate::ports::{LegacyUsers, PolicySource, SaltSource, UserStore};
 
 impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator<U, S, P, L> {
@@ -27,6 +27,46 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
             },
             Err((reason, _)) => Decision::Deny(reason),
         }
+    }
+
+    /// A seed-design user an operator disabled before their first login has a record of their
+    /// own, marked `legacyPending`, without a password. Enabled again, their old password (a hit
+    /// in the legacy table) sets the record's first hash, conditionally, and the login is judged
+    /// by the record. A record without that mark (a keys-only user) is never given a password
+    /// this way. `None`: the denial stands.
+    async fn claim(
+        &self,
+        req: &AuthRequest,
+        password: &Password,
+        keyring: &Keyring,
+        key: &str,
+    ) -> Option<Decision> {
+        let pending = match self.users.get_user(&req.username).await {
+            Ok(Some(u)) => {
+                u.extra.get(attr::LEGACY_PENDING) == Some(&serde_json::Value::Bool(true))
+            }
+            _ => false,
+        };
+        if !pending {
+            return None;
+        }
+        let hash = self.hash_current(password, keyring).await?;
+        match self
+            .users
+            .set_first_hash(&req.username, &hash, keyring.current_version())
+            .await
+        {
+            Ok(true) => {
+                info!(username = %req.username, "legacy user's password moved to their record");
+            }
+            // Someone set a password meanwhile: the record decides.
+            Ok(false) => {}
+            Err(e) => return Some(store_denial(e, "setting the migrated password failed")),
+        }
+        if let Err(e) = self.legacy.remove(key).await {
+            log_store_error(&e, "removing the migrated legacy item failed");
+        }
+        Some(self.judge_stored(req, password).await)
     }
 
     /// The seed design's lookup for a denied password login; a hit for an unknown user migrates
@@ -60,8 +100,12 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
             }
             return None;
         };
-        if reason != DenyReason::UnknownUser {
-            return None;
+        match reason {
+            DenyReason::UnknownUser => {}
+            DenyReason::NoPasswordSet => {
+                return Box::pin(self.claim(req, password, keyring, &key)).await;
+            }
+            _ => return None,
         }
         let hash = self.hash_current(password, keyring).await?;
         let record = StoredRecord {

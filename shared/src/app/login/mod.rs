@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
+
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -106,6 +108,16 @@ pub struct Settings {
 
 type Cached<T> = (Instant, Arc<T>);
 
+/// The hashing thread could not run or finished without an answer (it should not happen).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the password hashing task failed")]
+struct HashingFailed;
+
+/// One Argon2 job per core: more would only queue on the cores while each holds its memory.
+fn default_parallel_hashes() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
 /// How long a salt version that a reload did not find is taken as missing without reloading
 /// again. The first miss of a version always reloads (it may have just been made by a rotation);
 /// a record naming a version that does not exist would otherwise make every guess at it reload
@@ -126,6 +138,9 @@ pub struct Authenticator<U, S, P, L = NoLegacy> {
     legacy: L,
     settings: Settings,
     verifier: Arc<Verifier>,
+    /// Argon2 runs at once (each holds a 19 MiB block): guesses beyond it wait their turn
+    /// instead of each allocating its own block.
+    hashing: Arc<Semaphore>,
     keyring: Mutex<Option<Cached<Keyring>>>,
     /// Salt versions a reload did not find, and when.
     missing_versions: Mutex<HashMap<String, Instant>>,
@@ -143,11 +158,19 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             legacy: NoLegacy,
             settings,
             verifier: Arc::new(Verifier::new()),
+            hashing: Arc::new(Semaphore::new(default_parallel_hashes())),
             keyring: Mutex::new(None),
             missing_versions: Mutex::new(HashMap::new()),
             last_policy_arn: Mutex::new(None),
             policy_docs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// At most `n` password hashes or verifications at once (default: one per core). 0 is taken
+    /// as 1: a login must be able to make progress.
+    pub fn with_parallel_hashes(mut self, n: usize) -> Self {
+        self.hashing = Arc::new(Semaphore::new(n.max(1)));
+        self
     }
 
     /// Migrates users of the seed design's table at their first login.
@@ -159,6 +182,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             legacy,
             settings: self.settings,
             verifier: self.verifier,
+            hashing: self.hashing,
             keyring: self.keyring,
             missing_versions: self.missing_versions,
             last_policy_arn: self.last_policy_arn,
@@ -287,8 +311,8 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
         };
         let peppered = pepper(&salt, password);
         let verifier = Arc::clone(&self.verifier);
-        let verified =
-            tokio::task::spawn_blocking(move || match verifier.verify(&phc, &peppered) {
+        let verified = self
+            .hash_blocking(move || match verifier.verify(&phc, &peppered) {
                 Ok(ok) => Ok(ok),
                 Err(e) => {
                     // Keep the time equal even for a broken stored hash.
@@ -371,7 +395,10 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
     async fn hash_current(&self, password: &Password, keyring: &Keyring) -> Option<String> {
         let salt = keyring.current_salt().to_owned();
         let password = password.clone();
-        match tokio::task::spawn_blocking(move || hash_password(&salt, &password)).await {
+        match self
+            .hash_blocking(move || hash_password(&salt, &password))
+            .await
+        {
             Ok(Ok(hash)) => Some(hash),
             Ok(Err(e)) => {
                 warn!(error = %e, "hashing failed");
@@ -457,6 +484,26 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
             public_keys,
             posix_profile: user.posix_profile.clone(),
         })
+    }
+
+    /// Runs one Argon2 job on a blocking thread once a hashing permit is free. The permit is
+    /// held until the job ends, so at most the semaphore's size of 19 MiB blocks exist at once
+    /// however many logins arrive together.
+    async fn hash_blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashingFailed> {
+        let permit = Arc::clone(&self.hashing)
+            .acquire_owned()
+            .await
+            .map_err(|_| HashingFailed)?;
+        tokio::task::spawn_blocking(move || {
+            let out = job();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|_| HashingFailed)
     }
 
     /// The keyring, from the warm cache while it is fresh.

@@ -1182,3 +1182,84 @@ async fn a_right_password_refused_by_the_address_list_looks_up_the_legacy_table_
         "the same legacy lookup and user reads as the wrong password"
     );
 }
+
+// ---- Seed-design users an operator disables or removes ----
+
+#[tokio::test]
+async fn a_seed_user_disabled_before_their_first_login_stays_out_until_enabled_then_migrates() {
+    use crate::app::admin::{Admin, Defaults};
+    use crate::domain::policy_checks::RecordRules;
+    let w = World::new();
+    let item = w.add_legacy("uma", "uma-pw");
+    let admin = Admin::new(&w.users, &w.salts, Defaults::default());
+    let uma = Username::parse("uma").unwrap();
+    admin.disable_with_legacy(&uma, &w.legacy).await.unwrap();
+    // Disabled: the old password neither logs in nor migrates.
+    assert_eq!(
+        w.migrating().authenticate(&password("uma", "uma-pw")).await,
+        deny(DenyReason::Disabled)
+    );
+    assert!(w.legacy.contains(&item));
+    assert!(w.users.record("uma").unwrap().password_hash.is_none());
+    admin
+        .enable(&uma, &w.policies, &RecordRules::default())
+        .await
+        .unwrap();
+    // Enabled: a wrong password sets nothing; the old one sets the record's first hash.
+    assert_eq!(
+        w.migrating()
+            .authenticate(&password("uma", "not-umas"))
+            .await,
+        deny(DenyReason::NoPasswordSet)
+    );
+    assert!(w.users.record("uma").unwrap().password_hash.is_none());
+    let got = allowed(w.migrating().authenticate(&password("uma", "uma-pw")).await);
+    assert_eq!(got.home_directory.as_deref(), Some("/seed-bucket/home/uma"));
+    assert_eq!(
+        w.users.record("uma").unwrap().salt_version.as_deref(),
+        Some("2")
+    );
+    assert!(!w.legacy.contains(&item), "the legacy item is gone");
+    allowed(w.auth().authenticate(&password("uma", "uma-pw")).await);
+}
+
+#[tokio::test]
+async fn a_keys_only_user_is_never_given_a_password_by_a_seed_item_of_the_same_name() {
+    let w = World::new();
+    w.add("vic", None, json!({"publicKeys": [KEY_A]}));
+    let item = w.add_legacy("vic", "vic-pw");
+    assert_eq!(
+        w.migrating().authenticate(&password("vic", "vic-pw")).await,
+        deny(DenyReason::NoPasswordSet)
+    );
+    assert!(w.users.record("vic").unwrap().password_hash.is_none());
+    assert!(w.legacy.contains(&item));
+}
+
+#[tokio::test]
+async fn a_removed_user_cannot_come_back_through_a_leftover_seed_item() {
+    use crate::app::admin::{Admin, Defaults};
+    let w = World::new();
+    // Migrated, but the legacy item's removal failed at the time: it is still there.
+    let item = w.add_legacy("walt", "walt-pw");
+    allowed(
+        w.migrating()
+            .authenticate(&password("walt", "walt-pw"))
+            .await,
+    );
+    let leftover = w.add_legacy("walt", "walt-pw");
+    assert_eq!(item, leftover);
+    let admin = Admin::new(&w.users, &w.salts, Defaults::default());
+    let gone = admin
+        .remove_with_legacy(&Username::parse("walt").unwrap(), &w.legacy)
+        .await
+        .unwrap();
+    assert_eq!(gone, 1, "the leftover item is removed with the user");
+    assert_eq!(
+        w.migrating()
+            .authenticate(&password("walt", "walt-pw"))
+            .await,
+        deny(DenyReason::UnknownUser)
+    );
+    assert!(w.users.record("walt").is_none(), "not recreated");
+}

@@ -1,0 +1,327 @@
+//! `ferry up` against hostile clients, on loopback and bounded in count and time: connection
+//! floods past the descriptor limit, too many connections from one source, connections that
+//! never log in, parallel password guesses, and a logged-in session that reaches for more
+//! channels, handles or file than it may. Every bound refuses one connection or request; the
+//! server keeps serving.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ferry_tests::fixture::unique;
+use ferry_tests::runtime_api::workspace_binary;
+use ferry_tests::up::{peak_memory_kib, start};
+
+/// A running `ferry up` on its own data folder, stopped when dropped.
+struct Up {
+    child: Child,
+    port: u16,
+    password: String,
+    work: std::path::PathBuf,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+impl Up {
+    /// `ferry up` on the data folder with `bounds` flags, its descriptors limited to `nofile`.
+    fn start(bounds: &[&str], nofile: Option<u32>) -> Up {
+        let work = std::env::temp_dir().join(unique("ferry-hostile"));
+        std::fs::create_dir_all(&work).unwrap();
+        let data = work.join("data");
+        let ferry = workspace_binary("ferry").unwrap();
+        let mut args = vec![
+            ferry.to_str().unwrap().to_owned(),
+            "up".into(),
+            "--data".into(),
+            data.to_str().unwrap().to_owned(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--no-processing".into(),
+        ];
+        args.extend(bounds.iter().map(|s| (*s).to_owned()));
+        let cmd = match nofile {
+            Some(n) => {
+                let mut cmd = Command::new("sh");
+                cmd.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$@\""))
+                    .arg("sh")
+                    .args(&args);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(&args[0]);
+                cmd.args(&args[1..]);
+                cmd
+            }
+        };
+        let started = start(cmd).unwrap();
+        assert!(!started.demo_password.is_empty());
+        Up {
+            child: started.child,
+            port: started.port,
+            password: started.demo_password,
+            work,
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// An SSH client that trusts any host key (the server is ours, on loopback).
+struct Client;
+
+impl russh::client::Handler for Client {
+    type Error = russh::Error;
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+async fn connect(port: u16) -> Result<russh::client::Handle<Client>> {
+    let config = Arc::new(russh::client::Config::default());
+    Ok(russh::client::connect(config, ("127.0.0.1", port), Client).await?)
+}
+
+/// Logs in with `password`; `Ok(true)` when the server accepted it.
+async fn login(port: u16, password: &str) -> Result<(bool, russh::client::Handle<Client>)> {
+    let mut session = connect(port).await?;
+    let ok = session
+        .authenticate_password("demo", password)
+        .await?
+        .success();
+    Ok((ok, session))
+}
+
+/// Waits up to `within` for `what`, checking every 100 ms.
+async fn eventually(within: Duration, mut what: impl AsyncFnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if what().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// What a fresh connection hears first: `Some(banner)`, or `None` when the server closed it
+/// without a word within `wait`.
+fn first_words(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_connections_past_the_descriptor_limit_never_stops_the_server() {
+    // Caps high enough that only the descriptors run out: 128 of them, 300 connections.
+    let mut up = Up::start(
+        &[
+            "--max-connections",
+            "5000",
+            "--max-connections-per-source",
+            "5000",
+            "--login-grace-seconds",
+            "5",
+        ],
+        Some(128),
+    );
+    let flood: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", up.port)).ok())
+        .collect();
+    assert!(flood.len() > 128, "the flood outnumbers the descriptors");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(up.alive(), "ferry up survived running out of descriptors");
+    drop(flood);
+    let port = up.port;
+    let password = up.password.clone();
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            matches!(login(port, &password).await, Ok((true, _)))
+        })
+        .await,
+        "a real login works once the flood is gone"
+    );
+    assert!(up.alive());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_per_source_cap_are_closed_at_once_and_silent_ones_after_the_grace_time()
+ {
+    let mut up = Up::start(
+        &[
+            "--max-connections-per-source",
+            "4",
+            "--login-grace-seconds",
+            "2",
+        ],
+        None,
+    );
+    let mut conns: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(("127.0.0.1", up.port)).unwrap())
+        .collect();
+    let greeted: Vec<bool> = conns
+        .iter_mut()
+        .map(|c| first_words(c, Duration::from_secs(3)).is_some_and(|w| w.starts_with("SSH-2.0")))
+        .collect();
+    assert_eq!(
+        greeted.iter().filter(|g| **g).count(),
+        4,
+        "only four connections from one address are served: {greeted:?}"
+    );
+    // The four that were greeted say nothing more, and are closed once the grace time is over.
+    let started = Instant::now();
+    for (conn, _) in conns.iter_mut().zip(&greeted).filter(|(_, g)| **g) {
+        conn.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let closed = conn.read_to_end(&mut rest).is_ok();
+        assert!(closed, "a connection that never logs in is closed");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "closed by the grace time, not by the test's own timeout"
+    );
+    drop(conns);
+    assert!(up.alive());
+    let (ok, _) = login(up.port, &up.password.clone()).await.unwrap();
+    assert!(ok, "the server still serves a real login");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_wrong_passwords_wait_their_turn_instead_of_each_holding_argon2_memory() {
+    let mut up = Up::start(
+        &[
+            "--max-connections-per-source",
+            "1000",
+            "--max-connections",
+            "1000",
+        ],
+        None,
+    );
+    let port = up.port;
+    let guesses: Vec<_> = (0..150)
+        .map(|i| {
+            tokio::spawn(async move {
+                login(port, &format!("wrong-guess-{i}"))
+                    .await
+                    .map(|(ok, _)| ok)
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for g in guesses {
+        if let Ok(Ok(false)) = g.await {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 150, "every guess is refused");
+    let peak_mib = peak_memory_kib(up.pid()).unwrap() / 1024;
+    // Unbounded, each guess held its own 19 MiB Argon2 block: 150 of them took this server to
+    // 1.9 GiB. Bounded to one check per core, the guesses queue.
+    eprintln!("ferry up peak memory after 150 parallel wrong passwords: {peak_mib} MiB");
+    assert!(peak_mib < 300, "peak memory {peak_mib} MiB");
+    assert!(up.alive());
+    let (ok, _) = login(port, &up.password.clone()).await.unwrap();
+    assert!(ok, "the right password still logs in");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_is_held_to_its_channels_handles_and_file_extent() {
+    let mut up = Up::start(
+        &[
+            "--max-handles",
+            "8",
+            "--max-file-bytes",
+            "1048576",
+            "--max-write-gap-bytes",
+            "65536",
+        ],
+        None,
+    );
+    let (ok, session) = login(up.port, &up.password.clone()).await.unwrap();
+    assert!(ok);
+    // Ten session channels at once, as Transfer Family allows; the eleventh is refused.
+    let mut channels = Vec::new();
+    for _ in 0..10 {
+        channels.push(session.channel_open_session().await.unwrap());
+    }
+    assert!(
+        session.channel_open_session().await.is_err(),
+        "an eleventh channel"
+    );
+    let channel = channels.pop().unwrap();
+    drop(channels);
+    channel.request_subsystem(true, "sftp").await.unwrap();
+    let sftp = russh_sftp::client::RawSftpSession::new(channel.into_stream());
+    sftp.init().await.unwrap();
+    use russh_sftp::protocol::{FileAttributes, OpenFlags};
+    let write = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let h = sftp
+            .open(format!("f{i}.bin"), write, FileAttributes::default())
+            .await
+            .unwrap();
+        handles.push(h.handle);
+    }
+    assert!(
+        sftp.open("f8.bin", write, FileAttributes::default())
+            .await
+            .is_err(),
+        "a ninth handle"
+    );
+    let h = &handles[0];
+    // One byte at 2^40 would ask for a 1 TiB file.
+    assert!(sftp.write(h, 1 << 40, vec![1]).await.is_err());
+    // A gap within the bound is fine; past the largest file is not.
+    sftp.write(h, 0, vec![0; 1024]).await.unwrap();
+    sftp.write(h, 1024 + 65536, vec![2; 10]).await.unwrap();
+    assert!(
+        sftp.write(h, 200_000, vec![3; 10]).await.is_err(),
+        "a gap too wide"
+    );
+    // Filling up to the largest file is fine, one byte more is not.
+    let chunk = 32 * 1024;
+    let mut at = 1024 + 65536 + 10;
+    while at + chunk <= 1_048_576 {
+        sftp.write(h, at, vec![5; chunk as usize]).await.unwrap();
+        at += chunk;
+    }
+    sftp.write(h, at, vec![6; (1_048_576 - at) as usize])
+        .await
+        .unwrap();
+    assert!(
+        sftp.write(h, 1_048_576, vec![7]).await.is_err(),
+        "past the largest file"
+    );
+    // A handle given back makes room for another.
+    sftp.close(handles.pop().unwrap()).await.unwrap();
+    sftp.open("f9.bin", write, FileAttributes::default())
+        .await
+        .unwrap();
+    assert!(up.alive());
+}
