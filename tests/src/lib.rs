@@ -4,6 +4,7 @@
 
 pub mod fixture;
 pub mod runtime_api;
+pub mod ssh;
 pub mod stream;
 pub mod up;
 

@@ -9,7 +9,6 @@
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -84,32 +83,15 @@ impl Up {
     }
 }
 
-/// An SSH client that trusts any host key (the server is ours, on loopback).
-struct Client;
-
-impl russh::client::Handler for Client {
-    type Error = russh::Error;
-    async fn check_server_key(
-        &mut self,
-        _key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
-
-async fn connect(port: u16) -> Result<russh::client::Handle<Client>> {
-    let config = Arc::new(russh::client::Config::default());
-    Ok(russh::client::connect(config, ("127.0.0.1", port), Client).await?)
-}
-
-/// Logs in with `password`; `Ok(true)` when the server accepted it.
-async fn login(port: u16, password: &str) -> Result<(bool, russh::client::Handle<Client>)> {
-    let mut session = connect(port).await?;
-    let ok = session
-        .authenticate_password("demo", password)
-        .await?
-        .success();
-    Ok((ok, session))
+/// Logs in as demo with `password`; `Ok(true)` when the server accepted it.
+async fn login(
+    port: u16,
+    password: &str,
+) -> Result<(
+    bool,
+    russh::client::Handle<ferry_tests::ssh::TrustingClient>,
+)> {
+    ferry_tests::ssh::password_login(port, "demo", password).await
 }
 
 /// Waits up to `within` for `what`, checking every 100 ms.

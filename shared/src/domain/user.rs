@@ -1,8 +1,9 @@
 //! A user record: the data model of `docs/data-model.md`, parsed once into types the
 //! authenticator can trust.
 //!
-//! Stores hand over a record as plain JSON (the DynamoDB adapter converts attribute values first),
-//! so one parser serves every backend and is tested without any service.
+//! Stores read and write [`StoredRecord`] (SQLite as JSON, DynamoDB items through
+//! `serde_dynamo`), and [`UserRecord::from_stored`] judges it, so one parser serves every backend
+//! and is tested without any service; [`UserRecord::to_stored`] is its inverse for writes.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -4,33 +4,15 @@
 //!
 //! `guess-bench PORT PID PASSWORD [GUESSES]` (scripts/bench-guesses.sh starts the server).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ferry_tests::up::peak_memory_kib;
 
-struct Client;
-
-impl russh::client::Handler for Client {
-    type Error = russh::Error;
-    async fn check_server_key(
-        &mut self,
-        _key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
-
 /// One password login on a new connection: whether it was accepted, and how long it took.
 async fn login(port: u16, password: String) -> Result<(bool, Duration)> {
     let started = Instant::now();
-    let config = Arc::new(russh::client::Config::default());
-    let mut session = russh::client::connect(config, ("127.0.0.1", port), Client).await?;
-    let ok = session
-        .authenticate_password("demo", password)
-        .await?
-        .success();
+    let (ok, _session) = ferry_tests::ssh::password_login(port, "demo", &password).await?;
     Ok((ok, started.elapsed()))
 }
 

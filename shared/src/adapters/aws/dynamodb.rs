@@ -58,6 +58,49 @@ impl DynamoUserStore {
     }
 }
 
+impl DynamoUserStore {
+    /// Sets `passwordHash` and `saltVersion` only if the stored hash is still `old` (or, with
+    /// `None`, only if the user exists and has none yet): `Ok(false)` when the condition failed.
+    async fn write_hash(
+        &self,
+        username: &Username,
+        new_hash: &str,
+        salt_version: &str,
+        old: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                attr::USERNAME,
+                AttributeValue::S(username.as_str().to_owned()),
+            )
+            .update_expression(format!(
+                "SET {} = :new, {} = :version",
+                attr::PASSWORD_HASH,
+                attr::SALT_VERSION
+            ))
+            .expression_attribute_values(":new", AttributeValue::S(new_hash.to_owned()))
+            .expression_attribute_values(":version", AttributeValue::S(salt_version.to_owned()));
+        update = match old {
+            Some(old) => update
+                .condition_expression(format!("{} = :old", attr::PASSWORD_HASH))
+                .expression_attribute_values(":old", AttributeValue::S(old.to_owned())),
+            None => update.condition_expression(format!(
+                "attribute_exists({}) AND attribute_not_exists({})",
+                attr::USERNAME,
+                attr::PASSWORD_HASH
+            )),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
 /// The users table's keys-only GSI on `saltVersion`.
 pub const SALT_VERSION_INDEX: &str = "saltVersion-index";
 
@@ -90,30 +133,8 @@ impl UserStore for DynamoUserStore {
         new_hash: &str,
         salt_version: &str,
     ) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                attr::USERNAME,
-                AttributeValue::S(username.as_str().to_owned()),
-            )
-            .update_expression(format!(
-                "SET {} = :new, {} = :version",
-                attr::PASSWORD_HASH,
-                attr::SALT_VERSION
-            ))
-            .condition_expression(format!("{} = :old", attr::PASSWORD_HASH))
-            .expression_attribute_values(":new", AttributeValue::S(new_hash.to_owned()))
-            .expression_attribute_values(":version", AttributeValue::S(salt_version.to_owned()))
-            .expression_attribute_values(":old", AttributeValue::S(old_hash.to_owned()))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.write_hash(username, new_hash, salt_version, Some(old_hash))
+            .await
     }
 
     #[instrument(skip_all, fields(table = %self.table, username = %username))]
@@ -123,33 +144,8 @@ impl UserStore for DynamoUserStore {
         new_hash: &str,
         salt_version: &str,
     ) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                attr::USERNAME,
-                AttributeValue::S(username.as_str().to_owned()),
-            )
-            .update_expression(format!(
-                "SET {} = :new, {} = :version",
-                attr::PASSWORD_HASH,
-                attr::SALT_VERSION
-            ))
-            .condition_expression(format!(
-                "attribute_exists({}) AND attribute_not_exists({})",
-                attr::USERNAME,
-                attr::PASSWORD_HASH
-            ))
-            .expression_attribute_values(":new", AttributeValue::S(new_hash.to_owned()))
-            .expression_attribute_values(":version", AttributeValue::S(salt_version.to_owned()))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.write_hash(username, new_hash, salt_version, None)
+            .await
     }
 
     async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError> {
