@@ -186,10 +186,17 @@ async fn no_value_of_rust_log_makes_the_auth_binary_print_a_password_salt_or_has
         function.finish()?;
         let logs = std::fs::read_to_string(&log)?;
         let _ = std::fs::remove_file(&log);
-        assert!(
-            logs.contains("ferry::audit"),
-            "{rust_log}: the audit lines are there"
-        );
+        // Where the filter enables ferry's own info lines at all, the audit lines are there:
+        // the cap held back the runtime's and the SDK's output, not everything.
+        if ["trace", "info", "debug"]
+            .iter()
+            .any(|l| rust_log.starts_with(l))
+        {
+            assert!(
+                logs.contains("ferry::audit"),
+                "{rust_log}: the audit lines are there"
+            );
+        }
         for secret in SECRETS.iter().chain(&["cXVvdGUiYW5kXGJhY2tzbGFzaA"]) {
             assert!(
                 !logs.contains(secret),
