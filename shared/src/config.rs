@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::domain::defender::DefenderConfig;
+
 /// What the auth function needs to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthConfig {
@@ -13,6 +15,10 @@ pub struct AuthConfig {
     pub policy_cache: Duration,
     /// The seed design's table, while its users migrate (`LEGACY_USERS_TABLE`, optional).
     pub legacy_users_table: Option<String>,
+    /// The defender's table (`DEFENDER_TABLE`, optional: unset, the defender is off).
+    pub defender_table: Option<String>,
+    /// The defender's rules: the documented defaults, with what the environment changes.
+    pub defender: DefenderConfig,
 }
 
 /// What the salt-rotation function needs: the users table (for the `saltVersion-index` GSI)
@@ -36,6 +42,59 @@ impl RotationConfig {
             legacy_users_table: optional(&get, "LEGACY_USERS_TABLE"),
         })
     }
+}
+
+/// The defender's rules from the environment, each variable optional:
+/// `DEFENDER_SAFE_LIST` (comma-separated CIDRs or addresses never counted),
+/// `DEFENDER_SOURCE_THRESHOLD` (score that bans a source, default 20),
+/// `DEFENDER_PAIR_THRESHOLD` (failures that throttle a username at one source, default 5),
+/// `DEFENDER_BAN_SECONDS` (a first ban, default 900) and `DEFENDER_BAN_CAP_SECONDS` (the longest
+/// a repeated ban grows to, default 86400).
+pub fn defender_config(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<DefenderConfig, ConfigError> {
+    let mut config = DefenderConfig::default();
+    let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+        optional(get, name)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                    name,
+                    reason: "not a whole number",
+                })
+            })
+            .transpose()
+    };
+    if let Some(list) = optional(get, "DEFENDER_SAFE_LIST") {
+        config.safe_list = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "DEFENDER_SAFE_LIST",
+                        reason: "holds something that is not a CIDR or an IP address",
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(n) = number("DEFENDER_SOURCE_THRESHOLD")? {
+        config.source.threshold = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+    }
+    if let Some(n) = number("DEFENDER_PAIR_THRESHOLD")? {
+        config.pair.threshold = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+    }
+    if let Some(lock) = config.source.lock.as_mut() {
+        if let Some(n) = number("DEFENDER_BAN_SECONDS")? {
+            lock.first = Duration::from_secs(n.max(1));
+        }
+        if let Some(n) = number("DEFENDER_BAN_CAP_SECONDS")? {
+            lock.cap = Duration::from_secs(n.max(1));
+        }
+        lock.cap = lock.cap.max(lock.first);
+    }
+    Ok(config)
 }
 
 /// What the policy-validator function needs.
@@ -140,6 +199,8 @@ impl AuthConfig {
             salt_cache: seconds("SALT_CACHE_SECONDS", 60)?,
             policy_cache: seconds("POLICY_CACHE_SECONDS", 300)?,
             legacy_users_table: optional(&get, "LEGACY_USERS_TABLE"),
+            defender_table: optional(&get, "DEFENDER_TABLE"),
+            defender: defender_config(&get)?,
         })
     }
 }

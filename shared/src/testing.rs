@@ -1,5 +1,5 @@
 //! In-memory ports, for fast tests of the use cases without any service: a users table, a salt
-//! keyring, managed policies and the seed design's legacy table.
+//! keyring, managed policies, the seed design's legacy table and the defender's tallies.
 //!
 //! Each store behaves as the real ones do where a use case can tell (conditional writes, a missing
 //! policy is `NotFound`), can be switched to fail ([`Fault`]) so that fault paths are reachable,
@@ -12,12 +12,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::domain::defender::{DefenderKey, Rule, Tally};
 use crate::domain::keyring::Keyring;
 use crate::domain::policy::PolicyDocument;
 use crate::domain::user::UserRecord;
 use crate::domain::username::Username;
 use crate::ports::{
-    LegacyUser, LegacyUsers, PolicySource, SaltSource, StoreError, UserAdmin, UserPage, UserStore,
+    FailureStore, LegacyUser, LegacyUsers, PolicySource, SaltSource, StoreError, UserAdmin,
+    UserPage, UserStore,
 };
 
 /// How a switched-off store fails.
@@ -422,6 +424,115 @@ impl LegacyUsers for MemoryLegacy {
     }
 }
 
+/// The defender's tallies by key. A failure is counted under the one lock the tallies are held
+/// by, with the domain's own rule, so concurrent logins never lose a count (as the real stores
+/// promise).
+#[derive(Debug, Default)]
+pub struct MemoryDefender {
+    tallies: Mutex<BTreeMap<DefenderKey, Tally>>,
+    read_fault: Mutex<Option<Fault>>,
+    write_fault: Mutex<Option<Fault>>,
+    reads: AtomicUsize,
+    failures: AtomicUsize,
+    clears: AtomicUsize,
+}
+
+impl MemoryDefender {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `tally` under `key` (the test setting the scene: not counted).
+    pub fn set(&self, key: DefenderKey, tally: Tally) {
+        lock(&self.tallies).insert(key, tally);
+    }
+
+    /// The tally under `key`, without counting a read.
+    pub fn tally(&self, key: &DefenderKey) -> Option<Tally> {
+        lock(&self.tallies).get(key).copied()
+    }
+
+    /// How many keys hold a tally.
+    pub fn len(&self) -> usize {
+        lock(&self.tallies).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes every `tallies` and `locked` call fail with `fault`.
+    pub fn fail_reads_with(&self, fault: Fault) {
+        *lock(&self.read_fault) = Some(fault);
+    }
+
+    /// Makes every `record_failure` and `clear` call fail with `fault` (reads still work).
+    pub fn fail_writes_with(&self, fault: Fault) {
+        *lock(&self.write_fault) = Some(fault);
+    }
+
+    /// Reads and writes work again.
+    pub fn recover(&self) {
+        *lock(&self.read_fault) = None;
+        *lock(&self.write_fault) = None;
+    }
+
+    /// `tallies` and `locked` calls so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    /// `record_failure` calls so far (one per key charged).
+    pub fn failures(&self) -> usize {
+        self.failures.load(Ordering::SeqCst)
+    }
+
+    /// `clear` calls so far.
+    pub fn clears(&self) -> usize {
+        self.clears.load(Ordering::SeqCst)
+    }
+}
+
+impl FailureStore for MemoryDefender {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    async fn tallies(&self, keys: &[DefenderKey]) -> Result<Vec<Option<Tally>>, StoreError> {
+        call(&self.reads, &self.read_fault, "defender store")?;
+        let tallies = lock(&self.tallies);
+        Ok(keys.iter().map(|k| tallies.get(k).copied()).collect())
+    }
+
+    async fn record_failure(
+        &self,
+        key: &DefenderKey,
+        weight: u32,
+        rule: &Rule,
+        now: i64,
+    ) -> Result<Tally, StoreError> {
+        call(&self.failures, &self.write_fault, "defender store")?;
+        let mut tallies = lock(&self.tallies);
+        let after = rule.after_failure(tallies.get(key), weight, now);
+        tallies.insert(key.clone(), after);
+        Ok(after)
+    }
+
+    async fn clear(&self, key: &DefenderKey) -> Result<bool, StoreError> {
+        call(&self.clears, &self.write_fault, "defender store")?;
+        Ok(lock(&self.tallies).remove(key).is_some())
+    }
+
+    async fn locked(&self, now: i64) -> Result<Vec<(DefenderKey, Tally)>, StoreError> {
+        call(&self.reads, &self.read_fault, "defender store")?;
+        Ok(lock(&self.tallies)
+            .iter()
+            .filter(|(_, t)| t.until > now)
+            .map(|(k, t)| (k.clone(), *t))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -508,5 +619,49 @@ mod tests {
         assert!(users.get_user(&name).await.unwrap().is_some());
         users.remove("alice");
         assert!(users.get_user(&name).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_memory_defender_counts_with_the_domains_rule_and_lists_only_running_locks() {
+        use crate::domain::defender::{AttemptKeys, DefenderConfig};
+
+        let store = MemoryDefender::new();
+        let config = DefenderConfig::default();
+        let name = Username::parse("alice").unwrap();
+        let keys = AttemptKeys::of(&name, "198.51.100.7".parse().unwrap());
+        let now = 1_800_000_000;
+        for i in 0..5 {
+            store
+                .record_failure(&keys.pair, 1, &config.pair, now + i)
+                .await
+                .unwrap();
+        }
+        store
+            .record_failure(&keys.source, 2, &config.source, now)
+            .await
+            .unwrap();
+        let got = store.tallies(&keys.to_array()).await.unwrap();
+        assert_eq!(got[0].map(|t| t.score), Some(2));
+        assert_eq!(got[1].map(|t| t.until), Some(now + 4 + 900));
+        assert_eq!(got[2], None);
+        let locked = store.locked(now + 10).await.unwrap();
+        assert_eq!(locked.len(), 1);
+        assert_eq!(locked[0].0, keys.pair);
+        assert!(store.locked(now + 4 + 900).await.unwrap().is_empty());
+        assert!(store.clear(&keys.pair).await.unwrap());
+        assert!(!store.clear(&keys.pair).await.unwrap());
+        assert_eq!((store.reads(), store.failures(), store.clears()), (3, 6, 2));
+
+        store.fail_reads_with(Fault::Unavailable);
+        assert!(store.tallies(&keys.to_array()).await.is_err());
+        store.fail_writes_with(Fault::Malformed);
+        assert!(matches!(
+            store
+                .record_failure(&keys.source, 1, &config.source, now)
+                .await,
+            Err(StoreError::Malformed(_))
+        ));
+        store.recover();
+        assert_eq!(store.tally(&keys.source).map(|t| t.score), Some(2));
     }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ferry_core::domain::source::SourceKey;
 use russh::server::Server as _;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -63,26 +64,6 @@ impl Bounds {
     }
 }
 
-/// Connections are counted per source: an IPv4 address, or the /64 an IPv6 address is in (one
-/// subscriber's allocation; counting single v6 addresses would let one host open millions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Source {
-    V4(std::net::Ipv4Addr),
-    V6Prefix(u64),
-}
-
-impl Source {
-    pub(crate) fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Self::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::V4(v4),
-                None => Self::V6Prefix((u128::from(v6) >> 64) as u64),
-            },
-        }
-    }
-}
-
 /// Why a connection was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -99,19 +80,21 @@ impl Refusal {
     }
 }
 
-/// The connection counts.
+/// The connection counts: in all, and per source as the defender groups them ([`SourceKey`]: an
+/// IPv4 address, or the /64 an IPv6 address is in, since counting single v6 addresses would let
+/// one host open millions).
 #[derive(Debug)]
 pub(crate) struct Gate {
     max_total: usize,
     max_per_source: usize,
-    counts: Mutex<(usize, HashMap<Source, usize>)>,
+    counts: Mutex<(usize, HashMap<SourceKey, usize>)>,
 }
 
 /// One admitted connection; dropping it gives its place back.
 #[derive(Debug)]
 pub(crate) struct Ticket {
     gate: Arc<Gate>,
-    source: Source,
+    source: SourceKey,
 }
 
 impl Gate {
@@ -124,7 +107,7 @@ impl Gate {
     }
 
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
-        let source = Source::of(ip);
+        let source = SourceKey::of(ip);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let (total, per_source) = &mut *counts;
         if *total >= self.max_total {
@@ -277,16 +260,14 @@ mod tests {
         let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let other_host: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let other_net: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(Source::of(one), Source::of(other_host));
-        assert_ne!(Source::of(one), Source::of(other_net));
         let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
-        assert_eq!(
-            Source::of(mapped),
-            Source::of("198.51.100.7".parse().unwrap())
-        );
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
         let gate = Gate::new(10, 1);
         let _held = gate.admit(one).unwrap();
         assert_eq!(gate.admit(other_host).unwrap_err(), Refusal::SourceFull);
+        let _other = gate.admit(other_net).unwrap();
+        let _v4 = gate.admit(v4).unwrap();
+        assert_eq!(gate.admit(mapped).unwrap_err(), Refusal::SourceFull);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ferry_core::adapters::aws::defender::DynamoFailureStore;
 use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
 use ferry_core::adapters::aws::iam::IamPolicySource;
 use ferry_core::adapters::aws::s3::S3Objects;
@@ -24,6 +25,7 @@ use ferry_core::adapters::local::store::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalSt
 use ferry_core::adapters::local::uploads::{FileUploads, JsonLines};
 use ferry_core::app::login::{Authenticator, Settings};
 use ferry_core::app::uploads::{UploadOutcome, process};
+use ferry_core::domain::defender::DefenderConfig;
 use ferry_core::domain::password::{Password, generate_password, hash_password};
 use ferry_core::domain::upload_event::ObjectEvent;
 use ferry_core::domain::upload_rules::{SourceAction, UploadConfig};
@@ -55,6 +57,13 @@ pub(crate) struct UpArgs {
     /// Do not run the upload processor on completed uploads
     #[arg(long = "no-processing")]
     no_processing: bool,
+    /// Turn off the brute-force defender (on by default, its tallies in the data folder, or
+    /// with --aws in --defender-table)
+    #[arg(long = "no-defender")]
+    no_defender: bool,
+    /// With --aws: the defender's DynamoDB table (the defender is off without one)
+    #[arg(long = "defender-table", env = "DEFENDER_TABLE")]
+    defender_table: Option<String>,
     #[command(flatten)]
     bounds: door::Bounds,
 }
@@ -103,7 +112,10 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             .salt_secret
             .as_deref()
             .context("no salt secret: pass --salt-secret or set SALT_SECRET_ID")?;
-        let users = DynamoUserStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let users = DynamoUserStore::new(dynamodb.clone(), table);
+        let defender = (!a.no_defender)
+            .then(|| DynamoFailureStore::new(dynamodb.clone(), a.defender_table.clone()));
         let auth = Authenticator::new(
             users.clone(),
             SecretsManagerSaltSource::new(aws_sdk_secretsmanager::Client::new(&sdk), secret),
@@ -123,8 +135,11 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
                 Arc::new(users.clone()),
             )
         });
-        let server: Server<(_, _, _, S3Objects)> = Server {
-            auth: Arc::new(auth.with_parallel_hashes(parallel_checks(&a.bounds))),
+        let server: Server<(_, _, _, S3Objects, _)> = Server {
+            auth: Arc::new(
+                auth.with_parallel_hashes(parallel_checks(&a.bounds))
+                    .with_defender(defender, DefenderConfig::default()),
+            ),
             objects,
             data,
             on_upload,
@@ -160,8 +175,12 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             Arc::clone(&store),
         )
     });
-    let server: Server<(_, _, _, FileObjects)> = Server {
-        auth: Arc::new(auth.with_parallel_hashes(parallel_checks(&a.bounds))),
+    let defender = (!a.no_defender).then(|| Arc::clone(&store));
+    let server: Server<(_, _, _, FileObjects, _)> = Server {
+        auth: Arc::new(
+            auth.with_parallel_hashes(parallel_checks(&a.bounds))
+                .with_defender(defender, DefenderConfig::default()),
+        ),
         objects: Arc::new(FileObjects::new(store.dir().join("objects"))),
         data,
         on_upload,

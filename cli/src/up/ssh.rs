@@ -16,7 +16,7 @@ use ferry_core::domain::transfer::{AuthRequest, AuthResponse, Credential};
 use ferry_core::domain::user::Mapping;
 use ferry_core::domain::username::Username;
 use ferry_core::ports::ObjectStore;
-use ferry_core::ports::{PolicySource, SaltSource, UserStore};
+use ferry_core::ports::{FailureStore, NoLegacy, PolicySource, SaltSource, UserStore};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
 use tracing::{info, warn};
@@ -37,23 +37,31 @@ pub(crate) trait Backend: Send + Sync + 'static {
     type Salts: SaltSource + 'static;
     type Policies: PolicySource + 'static;
     type Objects: ObjectStore;
+    type Defender: FailureStore + 'static;
 }
 
-impl<U, S, P, O> Backend for (U, S, P, O)
+impl<U, S, P, O, D> Backend for (U, S, P, O, D)
 where
     U: UserStore + 'static,
     S: SaltSource + 'static,
     P: PolicySource + 'static,
     O: ObjectStore,
+    D: FailureStore + 'static,
 {
     type Users = U;
     type Salts = S;
     type Policies = P;
     type Objects = O;
+    type Defender = D;
 }
 
-type Auth_<B> =
-    Authenticator<<B as Backend>::Users, <B as Backend>::Salts, <B as Backend>::Policies>;
+type Auth_<B> = Authenticator<
+    <B as Backend>::Users,
+    <B as Backend>::Salts,
+    <B as Backend>::Policies,
+    NoLegacy,
+    <B as Backend>::Defender,
+>;
 
 pub(crate) struct Server<B: Backend> {
     pub(crate) auth: Arc<Auth_<B>>,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ferry_core::adapters::aws::defender::DynamoFailureStore;
 use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
 use ferry_core::adapters::aws::iam::IamPolicySource;
 use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
@@ -13,8 +14,13 @@ use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use serde_json::Value;
 
-type Auth =
-    Authenticator<DynamoUserStore, SecretsManagerSaltSource, IamPolicySource, DynamoLegacyUsers>;
+type Auth = Authenticator<
+    DynamoUserStore,
+    SecretsManagerSaltSource,
+    IamPolicySource,
+    DynamoLegacyUsers,
+    DynamoFailureStore,
+>;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -41,7 +47,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             },
         )
         // Without LEGACY_USERS_TABLE this is switched off and costs nothing.
-        .with_legacy(DynamoLegacyUsers::new(dynamodb, config.legacy_users_table)),
+        .with_legacy(DynamoLegacyUsers::new(
+            dynamodb.clone(),
+            config.legacy_users_table,
+        ))
+        // Without DEFENDER_TABLE the defender is off and costs nothing.
+        .with_defender(
+            DynamoFailureStore::new(dynamodb, config.defender_table),
+            config.defender,
+        ),
     );
 
     let handler = service_fn(move |event: LambdaEvent<Value>| {

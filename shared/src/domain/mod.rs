@@ -4,11 +4,13 @@
 pub mod access;
 pub mod arn;
 pub mod dates;
+pub mod defender;
 pub mod keyring;
 pub mod password;
 pub mod policy;
 pub mod policy_checks;
 pub mod protocol;
+pub mod source;
 pub mod ssh_key;
 pub mod transfer;
 pub mod upload_event;

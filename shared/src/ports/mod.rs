@@ -6,6 +6,7 @@
 //! Expected outcomes (no such user, a conditional write that lost) are values; [`StoreError`] is
 //! for a service that failed or answered with something unusable.
 
+mod defender;
 mod objects;
 mod policies;
 mod secrets;
@@ -13,6 +14,7 @@ mod uploads;
 mod users;
 mod verdicts;
 
+pub use defender::*;
 pub use objects::*;
 pub use policies::*;
 pub use secrets::*;

@@ -1,6 +1,8 @@
 //! AWS SDK adapters for the [`crate::ports`] traits, one cargo feature per service.
 
 #[cfg(feature = "dynamodb")]
+pub mod defender;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "iam")]
 pub mod iam;

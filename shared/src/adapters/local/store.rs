@@ -9,13 +9,14 @@ use base64::Engine;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use crate::domain::defender::{DefenderKey, Rule, Tally};
 use crate::domain::keyring::Keyring;
 use crate::domain::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
 use crate::domain::user::UserRecord;
 use crate::domain::username::Username;
 use crate::ports::{
-    PolicySource, RotatingSecret, SaltSource, SecretState, StoreError, UserAdmin, UserPage,
-    UserStore,
+    FailureStore, PolicySource, RotatingSecret, SaltSource, SecretState, StoreError, UserAdmin,
+    UserPage, UserStore,
 };
 
 /// The account id local policy ARNs use.
@@ -90,6 +91,14 @@ impl LocalStore {
             .map_err(sql)?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY NOT NULL, record TEXT NOT NULL)")
             .map_err(sql)?;
+        // The defender's tallies (`crate::ports::FailureStore`), shared by `ferry up` and
+        // `ferry defender … --local` like the users.
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS defender (key TEXT PRIMARY KEY NOT NULL, \
+             window_start INTEGER NOT NULL, score INTEGER NOT NULL, until INTEGER NOT NULL, \
+             strikes INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
+        )
+        .map_err(sql)?;
         Ok(Self {
             dir,
             db: Mutex::new(conn),
@@ -115,7 +124,6 @@ impl LocalStore {
     }
 }
 
-/// Writes a file readable by its owner only.
 /// Creates `path` and its missing parents as folders only the owner can enter; folders that
 /// exist already keep the mode the operator gave them.
 fn create_private_dirs(path: &Path) -> std::io::Result<()> {
@@ -141,6 +149,7 @@ fn keep_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes a file readable by its owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -149,6 +158,105 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut f = options.open(path).map_err(io("the keyring file"))?;
     f.write_all(bytes).map_err(io("the keyring file"))
+}
+
+fn read_tally(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tally> {
+    Ok(Tally {
+        window_start: row.get(0)?,
+        score: row.get(1)?,
+        until: row.get(2)?,
+        strikes: row.get(3)?,
+    })
+}
+
+/// The defender's tallies in the data folder. A failure is counted in an immediate transaction
+/// (the write lock taken first), so `ferry up` and a `--local` command never lose a count; the
+/// rule itself is the domain's `Rule::after_failure`.
+impl FailureStore for LocalStore {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    async fn tallies(&self, keys: &[DefenderKey]) -> Result<Vec<Option<Tally>>, StoreError> {
+        self.with_db(|db| {
+            let mut stmt = db.prepare_cached(
+                "SELECT window_start, score, until, strikes FROM defender WHERE key = ?1",
+            )?;
+            keys.iter()
+                .map(|k| {
+                    stmt.query_row(params![k.to_string()], read_tally)
+                        .optional()
+                })
+                .collect()
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        key: &DefenderKey,
+        weight: u32,
+        rule: &Rule,
+        now: i64,
+    ) -> Result<Tally, StoreError> {
+        let name = key.to_string();
+        self.with_db(|db| {
+            let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+            let before = tx
+                .query_row(
+                    "SELECT window_start, score, until, strikes FROM defender WHERE key = ?1",
+                    params![name],
+                    read_tally,
+                )
+                .optional()?;
+            let after = rule.after_failure(before.as_ref(), weight, now);
+            tx.execute(
+                "INSERT INTO defender (key, window_start, score, until, strikes, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key) DO UPDATE SET \
+                 window_start = excluded.window_start, score = excluded.score, \
+                 until = excluded.until, strikes = excluded.strikes, expires_at = excluded.expires_at",
+                params![
+                    name,
+                    after.window_start,
+                    after.score,
+                    after.until,
+                    after.strikes,
+                    rule.expires_at(now)
+                ],
+            )?;
+            // The data folder has no TTL service: expired tallies go as others are written.
+            tx.execute("DELETE FROM defender WHERE expires_at < ?1", params![now])?;
+            tx.commit()?;
+            Ok(after)
+        })
+    }
+
+    async fn clear(&self, key: &DefenderKey) -> Result<bool, StoreError> {
+        let n = self.with_db(|db| {
+            db.execute(
+                "DELETE FROM defender WHERE key = ?1",
+                params![key.to_string()],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn locked(&self, now: i64) -> Result<Vec<(DefenderKey, Tally)>, StoreError> {
+        let rows: Vec<(String, Tally)> = self.with_db(|db| {
+            let mut stmt = db.prepare(
+                "SELECT window_start, score, until, strikes, key FROM defender \
+                 WHERE until > ?1 ORDER BY key",
+            )?;
+            let rows = stmt.query_map(params![now], |row| Ok((row.get(4)?, read_tally(row)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(k, t)| {
+                DefenderKey::parse(&k)
+                    .map(|key| (key, t))
+                    .map_err(|e| StoreError::Malformed(e.to_string()))
+            })
+            .collect()
+    }
 }
 
 impl UserStore for LocalStore {

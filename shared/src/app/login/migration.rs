@@ -14,9 +14,11 @@ use crate::domain::keyring::{Keyring, LEGACY_VERSION};
 use crate::domain::password::Password;
 use crate::domain::transfer::AuthRequest;
 use crate::domain::user::{Status, StoredRecord, UserRecord, attr};
-use crate::ports::{LegacyUsers, PolicySource, SaltSource, UserStore};
+use crate::ports::{FailureStore, LegacyUsers, PolicySource, SaltSource, UserStore};
 
-impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator<U, S, P, L> {
+impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureStore>
+    Authenticator<U, S, P, L, D>
+{
     /// A password login judged by the users table alone, for a user that a concurrent login has
     /// just migrated.
     async fn judge_stored(&self, req: &AuthRequest, password: &Password) -> Decision {

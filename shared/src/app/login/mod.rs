@@ -10,6 +10,12 @@
 //! salt newer than the cached keyring makes the keyring reload once, so a login right after a
 //! rotation never fails. With a legacy table configured, a password login that would be denied
 //! also looks up the seed design's key, and a hit migrates the user.
+//!
+//! With a defender configured ([`Authenticator::with_defender`]; `crate::domain::defender` holds
+//! its rules), every login first reads its source's, pair's and account's tallies in one call: a
+//! banned source or a throttled pair is refused on the spot, with no lookup, no Argon2 and no
+//! policy read, and answered as any denial is; a slowed account's password attempts wait before
+//! they are judged. Afterwards a refusal is counted and a right password clears its pair.
 
 pub mod migration;
 
@@ -23,15 +29,20 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::app::now_epoch;
+use crate::domain::defender::{
+    AttemptKeys, Charge, DefenderConfig, Failure, Flow, Gate, KeyKind, Standing, Tally,
+};
 use crate::domain::keyring::Keyring;
 use crate::domain::password::{
     DUMMY_HASH, Password, Verifier, hash_password, needs_rehash, pepper,
 };
 use crate::domain::policy::{PolicyDocument, PolicyError};
+use crate::domain::source::is_private;
 use crate::domain::transfer::{AuthRequest, AuthResponse, Credential, Partial, read_event, render};
 use crate::domain::user::{Home, Status, UserRecord};
 use crate::ports::{
-    LegacyUsers, NoLegacy, PolicySource, SaltSource, StoreError, UserStore, error_chain,
+    FailureStore, LegacyUsers, NoDefender, NoLegacy, PolicySource, SaltSource, StoreError,
+    UserStore, error_chain,
 };
 
 /// Why a login was refused. Logged, never shown to the caller.
@@ -62,6 +73,10 @@ pub enum DenyReason {
     PolicyInvalid,
     /// The hashing thread failed (it should not).
     Internal,
+    /// The source is banned by the defender: refused before any lookup.
+    Banned,
+    /// The (username, source) pair is throttled by the defender: refused before any lookup.
+    Throttled,
 }
 
 impl DenyReason {
@@ -87,6 +102,40 @@ impl DenyReason {
             Self::PolicyTooLarge => "policy_too_large",
             Self::PolicyInvalid => "policy_invalid",
             Self::Internal => "internal",
+            Self::Banned => "banned",
+            Self::Throttled => "throttled",
+        }
+    }
+
+    /// What this refusal says about the caller, for the defender's weights (the domain decides
+    /// what each kind weighs).
+    pub fn failure(self) -> Failure {
+        match self {
+            Self::UnknownUser => Failure::UnknownUser,
+            Self::WrongPassword => Failure::WrongPassword,
+            Self::NoPasswordSet
+            | Self::NoKeys
+            | Self::Disabled
+            | Self::Invalid
+            | Self::Expired
+            | Self::InvalidRecord
+            | Self::SaltVersionMissing => Failure::Refused,
+            Self::IpNotAllowed | Self::ServerNotAllowed | Self::ProtocolNotAllowed => {
+                Failure::Restricted
+            }
+            // The services' trouble or a session policy that cannot be served (after a right
+            // password): nothing the caller did, and an outage must not turn into bans. A
+            // request refused at the boundary never reaches the defender, nor does its own
+            // refusal count again (a banned source's attempts cost one read and no write).
+            Self::StoreUnavailable
+            | Self::KeyringUnavailable
+            | Self::PolicyUnavailable
+            | Self::PolicyTooLarge
+            | Self::PolicyInvalid
+            | Self::Internal
+            | Self::BadRequest(_)
+            | Self::Banned
+            | Self::Throttled => Failure::Ours,
         }
     }
 }
@@ -129,13 +178,15 @@ pub const MISSING_VERSION_RETRY: Duration = Duration::from_secs(10);
 const MISSING_VERSIONS_KEPT: usize = 64;
 
 /// Authenticates logins against a user store, a salt keyring and a policy source (and, during a
-/// migration, the seed design's table).
+/// migration, the seed design's table; with a defender, its failure store).
 #[derive(Debug)]
-pub struct Authenticator<U, S, P, L = NoLegacy> {
+pub struct Authenticator<U, S, P, L = NoLegacy, D = NoDefender> {
     users: U,
     salts: S,
     policies: P,
     legacy: L,
+    defender: D,
+    defender_config: DefenderConfig,
     settings: Settings,
     verifier: Arc<Verifier>,
     /// Argon2 runs at once (each holds a 19 MiB block): guesses beyond it wait their turn
@@ -156,6 +207,8 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             salts,
             policies,
             legacy: NoLegacy,
+            defender: NoDefender,
+            defender_config: DefenderConfig::default(),
             settings,
             verifier: Arc::new(Verifier::new()),
             hashing: Arc::new(Semaphore::new(default_parallel_hashes())),
@@ -165,21 +218,27 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             policy_docs: Mutex::new(HashMap::new()),
         }
     }
+}
 
+impl<U, S, P, L, D> Authenticator<U, S, P, L, D> {
     /// At most `n` password hashes or verifications at once (default: one per core). 0 is taken
     /// as 1: a login must be able to make progress.
     pub fn with_parallel_hashes(mut self, n: usize) -> Self {
         self.hashing = Arc::new(Semaphore::new(n.max(1)));
         self
     }
+}
 
+impl<U, S, P, D> Authenticator<U, S, P, NoLegacy, D> {
     /// Migrates users of the seed design's table at their first login.
-    pub fn with_legacy<L: LegacyUsers>(self, legacy: L) -> Authenticator<U, S, P, L> {
+    pub fn with_legacy<L: LegacyUsers>(self, legacy: L) -> Authenticator<U, S, P, L, D> {
         Authenticator {
             users: self.users,
             salts: self.salts,
             policies: self.policies,
             legacy,
+            defender: self.defender,
+            defender_config: self.defender_config,
             settings: self.settings,
             verifier: self.verifier,
             hashing: self.hashing,
@@ -191,7 +250,35 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
     }
 }
 
-impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator<U, S, P, L> {
+impl<U, S, P, L> Authenticator<U, S, P, L, NoDefender> {
+    /// Guards every login with the defender: its tallies live in `store`, its rules are
+    /// `config`. Without this (the default), nothing is counted and nothing refused.
+    pub fn with_defender<D: FailureStore>(
+        self,
+        store: D,
+        config: DefenderConfig,
+    ) -> Authenticator<U, S, P, L, D> {
+        Authenticator {
+            users: self.users,
+            salts: self.salts,
+            policies: self.policies,
+            legacy: self.legacy,
+            defender: store,
+            defender_config: config,
+            settings: self.settings,
+            verifier: self.verifier,
+            hashing: self.hashing,
+            keyring: self.keyring,
+            missing_versions: self.missing_versions,
+            last_policy_arn: self.last_policy_arn,
+            policy_docs: self.policy_docs,
+        }
+    }
+}
+
+impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureStore>
+    Authenticator<U, S, P, L, D>
+{
     /// Handles a raw invocation event of either shape and answers in that shape, writing one
     /// audit line. Never fails: anything unusable is a denial.
     pub async fn handle_event(&self, event: &Value) -> Value {
@@ -223,6 +310,138 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers> Authenticator
 
     /// Decides one validated login.
     pub async fn authenticate(&self, req: &AuthRequest) -> Decision {
+        if !self.defender.enabled() || self.defender_config.is_safe(req.source_ip) {
+            return self.judge(req).await;
+        }
+        self.defended(req).await
+    }
+
+    /// A login under the defender: refused if its source is banned or its pair throttled,
+    /// delayed if its account is slowed, then judged, then counted.
+    async fn defended(&self, req: &AuthRequest) -> Decision {
+        let flow = match req.credential {
+            Credential::Password(_) => Flow::Password,
+            Credential::PublicKey => Flow::PublicKey,
+        };
+        let keys = AttemptKeys::of(&req.username, req.source_ip);
+        // Failing open, for the defender only: a store that cannot answer must not refuse
+        // every login (an outage of the defender's table would otherwise lock every user out),
+        // and the login is still judged in full, by stores that fail closed on their own. What
+        // is lost is the brute-force protection for as long as the outage lasts, which the
+        // warning below says.
+        let read = match self.defender.tallies(&keys.to_array()).await {
+            Ok(tallies) => Some([0, 1, 2].map(|i| tallies.get(i).copied().flatten())),
+            Err(e) => {
+                log_store_error(
+                    &e,
+                    "defender store unavailable; judging this login without it",
+                );
+                None
+            }
+        };
+        let read_failed = read.is_none();
+        let before = read.unwrap_or_default();
+        if !read_failed {
+            let gate = self.defender_config.gate(
+                req.source_ip,
+                flow,
+                before.each_ref().map(Option::as_ref),
+                now_epoch(),
+            );
+            match gate {
+                Gate::Refuse(Standing::Banned { .. }) => return Decision::Deny(DenyReason::Banned),
+                Gate::Refuse(_) => return Decision::Deny(DenyReason::Throttled),
+                // Before the verification, outside the hashing permits: a slowed account's
+                // guesses wait without holding back anyone else's login.
+                Gate::Pass { delay: Some(delay) } => tokio::time::sleep(delay).await,
+                Gate::Pass { delay: None } => {}
+            }
+        }
+        let decision = self.judge(req).await;
+        match &decision {
+            // A right password clears its pair. A pair never counted needs no write (after a
+            // failed read we cannot tell). Only a password proves anything: a key login we
+            // answer is checked by Transfer after us, so clearing the pair on it would let a
+            // guesser reset the throttle with a key login between guesses.
+            Decision::Allow(_)
+                if flow == Flow::Password
+                    && (read_failed || before[KeyKind::Pair.slot()].is_some()) =>
+            {
+                if let Err(e) = self.defender.clear(&keys.pair).await {
+                    log_store_error(&e, "clearing the pair after a right password failed");
+                }
+            }
+            Decision::Allow(_) => {}
+            Decision::Deny(reason) => {
+                let now = now_epoch();
+                let mut charges = self
+                    .defender_config
+                    .charges(&keys, req.source_ip, flow, reason.failure())
+                    .into_iter();
+                // At most three writes, made at once: a refusal waits for one round trip, not
+                // three.
+                let (source, pair, account) = (charges.next(), charges.next(), charges.next());
+                tokio::join!(
+                    self.charge(source, &before, now),
+                    self.charge(pair, &before, now),
+                    self.charge(account, &before, now),
+                );
+                for rest in charges {
+                    self.charge(Some(rest), &before, now).await;
+                }
+            }
+        }
+        decision
+    }
+
+    /// Counts one failure. A lock it began (the key's `until` moved past `now`), or a private
+    /// source it took past the ban threshold, is an audit event. A store that fails is logged
+    /// and the login stands.
+    async fn charge(&self, charge: Option<Charge>, before: &[Option<Tally>; 3], now: i64) {
+        let Some(Charge { key, weight, rule }) = charge else {
+            return;
+        };
+        let after = match self.defender.record_failure(&key, weight, &rule, now).await {
+            Ok(after) => after,
+            Err(e) => {
+                log_store_error(
+                    &e,
+                    "counting a refused login failed; the defender missed it",
+                );
+                return;
+            }
+        };
+        let kind = key.kind();
+        let was = before[kind.slot()];
+        if after.until > now && was.is_none_or(|b| b.until != after.until) {
+            info!(
+                target: "ferry::audit",
+                action = Standing::of(kind, Some(&after), now).code(),
+                key = %key,
+                until = after.until,
+                strikes = after.strikes,
+                score = after.score,
+                "defender"
+            );
+        }
+        let threshold = self.defender_config.source.threshold.max(1);
+        if kind == KeyKind::Source
+            && rule.lock.is_none()
+            && after.score >= threshold
+            && after.score.saturating_sub(weight) < threshold
+        {
+            warn!(
+                target: "ferry::audit",
+                action = "private_source_not_banned",
+                key = %key,
+                score = after.score,
+                "defender"
+            );
+        }
+    }
+
+    /// Judges a login on its merits (the defender has had its say).
+    async fn judge(&self, req: &AuthRequest) -> Decision {
         match &req.credential {
             // Boxed: the password path is deep (lookup, Argon2, re-hash, migration), and a
             // caller's future would otherwise nest all of it.
@@ -649,6 +868,9 @@ fn audit(decision: &Decision, p: &Partial, flow: &'static str, latency: Duration
         server_id = p.server_id.as_deref(),
         protocol = p.protocol.map(|x| x.as_str()),
         source_ip = p.source_ip.map(|ip| ip.to_string()),
+        // Behind a load balancer without PROXY protocol, or a NAT, every login seems to come
+        // from one private address: the defender never bans it, and this says why.
+        source_private = p.source_ip.map(is_private),
         latency_ms = latency.as_secs_f64() * 1000.0,
         "login"
     );

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use base64::Engine;
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::migration::legacy_key;
 use super::{Authenticator, Decision, DenyReason, Settings};
 use crate::app::now_epoch;
+use crate::domain::defender::{AttemptKeys, DefenderConfig, Tally};
 use crate::domain::keyring::Keyring;
 use crate::domain::password::{Password, hash_password, pepper};
 use crate::domain::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
@@ -25,8 +26,10 @@ use crate::domain::protocol::Protocol;
 use crate::domain::transfer::{AuthRequest, AuthResponse, Credential};
 use crate::domain::user::{Mapping, MappingType, PosixProfile, UserRecord};
 use crate::domain::username::Username;
-use crate::ports::LegacyUser;
-use crate::testing::{Fault, MemoryKeyring, MemoryLegacy, MemoryPolicies, MemoryUsers};
+use crate::ports::{LegacyUser, NoLegacy};
+use crate::testing::{
+    Fault, MemoryDefender, MemoryKeyring, MemoryLegacy, MemoryPolicies, MemoryUsers,
+};
 
 const DEFAULT_ROLE: &str = "arn:aws:iam::123456789012:role/ferry-default";
 const OWN_ROLE: &str = "arn:aws:iam::123456789012:role/partner-bob";
@@ -53,11 +56,19 @@ struct World {
     salts: MemoryKeyring,
     policies: MemoryPolicies,
     legacy: MemoryLegacy,
+    defender: MemoryDefender,
 }
 
 type Auth<'a> = Authenticator<&'a MemoryUsers, &'a MemoryKeyring, &'a MemoryPolicies>;
 type MigratingAuth<'a> =
     Authenticator<&'a MemoryUsers, &'a MemoryKeyring, &'a MemoryPolicies, &'a MemoryLegacy>;
+type DefendedAuth<'a> = Authenticator<
+    &'a MemoryUsers,
+    &'a MemoryKeyring,
+    &'a MemoryPolicies,
+    NoLegacy,
+    &'a MemoryDefender,
+>;
 
 impl World {
     fn new() -> Self {
@@ -73,6 +84,7 @@ impl World {
             salts: MemoryKeyring::new(keyring(KEYRING)),
             policies,
             legacy: MemoryLegacy::new(),
+            defender: MemoryDefender::new(),
         }
     }
 
@@ -93,6 +105,15 @@ impl World {
     /// An authenticator with the seed design's table configured.
     fn migrating(&self) -> MigratingAuth<'_> {
         self.auth().with_legacy(&self.legacy)
+    }
+
+    /// An authenticator guarded by the defender, with its default rules.
+    fn defended(&self) -> DefendedAuth<'_> {
+        self.defended_by(DefenderConfig::default())
+    }
+
+    fn defended_by(&self, config: DefenderConfig) -> DefendedAuth<'_> {
+        self.auth().with_defender(&self.defender, config)
     }
 
     /// A hash of `password` under the keyring's salt `version`, as a store would hold it.
@@ -1262,4 +1283,619 @@ async fn a_removed_user_cannot_come_back_through_a_leftover_seed_item() {
         deny(DenyReason::UnknownUser)
     );
     assert!(w.users.record("walt").is_none(), "not recreated");
+}
+
+// ---- The defender ----
+
+/// Public addresses of three different sources.
+const FROM_A: &str = "198.51.100.7";
+const FROM_B: &str = "198.51.100.8";
+const FROM_C: &str = "203.0.113.99";
+
+/// `req` as if it came from `ip`.
+fn from(ip: &str, req: AuthRequest) -> AuthRequest {
+    AuthRequest {
+        source_ip: ip.parse().unwrap(),
+        ..req
+    }
+}
+
+fn keys_of(name: &str, ip: &str) -> AttemptKeys {
+    AttemptKeys::of(&Username::parse(name).unwrap(), ip.parse().unwrap())
+}
+
+/// A tally locked (banned, throttled or slowed, as its key says) for another ten minutes.
+fn locked_now() -> Tally {
+    let now = now_epoch();
+    Tally {
+        window_start: now,
+        score: 100,
+        until: now + 600,
+        strikes: 1,
+    }
+}
+
+/// A tally whose lock and window both ended a minute ago, remembering `strikes` locks in a row.
+fn lock_just_ended(strikes: u32) -> Tally {
+    let now = now_epoch();
+    Tally {
+        window_start: now - 3600,
+        score: 20,
+        until: now - 60,
+        strikes,
+    }
+}
+
+/// The `ferry::audit` lines whose message is `message` ("login" or "defender").
+fn lines_of(lines: &[BTreeMap<String, String>], message: &str) -> Vec<BTreeMap<String, String>> {
+    lines
+        .iter()
+        .filter(|l| l.get("message").map(String::as_str) == Some(message))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_source_is_banned_once_its_score_reaches_20_and_ten_unknown_users_reach_it() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.defended();
+    let lines = AuditLines::default();
+    let _guard = tracing::subscriber::set_default(lines.clone());
+    for i in 0..10 {
+        let name = format!("nobody-{i}");
+        assert_eq!(
+            auth.authenticate(&from(FROM_A, password(&name, "guess")))
+                .await,
+            deny(DenyReason::UnknownUser),
+            "{name}"
+        );
+    }
+    let source = keys_of("alice", FROM_A).source;
+    let tally = w.defender.tally(&source).unwrap();
+    assert_eq!((tally.score, tally.strikes), (20, 1));
+    assert!(tally.until >= now_epoch() + 15 * 60 - 5);
+    let bans = lines_of(&lines.take(), "defender");
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(bans[0]["action"], "banned");
+    assert_eq!(bans[0]["key"], "source#198.51.100.7");
+
+    // Even the right password, by password or key, is refused from there; not from elsewhere.
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+        deny(DenyReason::Banned)
+    );
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, key("alice"))).await,
+        deny(DenyReason::Banned)
+    );
+    allowed(
+        auth.authenticate(&from(FROM_B, password("alice", "pw")))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn a_repeat_ban_within_a_day_doubles_and_a_growing_ban_stops_at_24_hours() {
+    let w = World::new();
+    let auth = w.defended();
+    let source = keys_of("nobody", FROM_A).source;
+    for (strikes, minutes) in [(1, 30), (7, 24 * 60)] {
+        w.defender.set(source.clone(), lock_just_ended(strikes));
+        for i in 0..10 {
+            let name = format!("nobody-{i}");
+            auth.authenticate(&from(FROM_A, password(&name, "guess")))
+                .await;
+        }
+        let t = w.defender.tally(&source).unwrap();
+        assert_eq!(t.strikes, strikes + 1);
+        let length = t.until - now_epoch();
+        assert!(
+            (minutes * 60 - 5..=minutes * 60).contains(&length),
+            "strike {}: {length} s",
+            t.strikes
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_banned_source_costs_one_read_no_lookup_no_argon2_no_policy_and_no_write() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    w.defender
+        .set(keys_of("alice", FROM_A).source, locked_now());
+    let auth = w.defended();
+    for req in [
+        password("alice", "pw"),
+        password("nobody", "pw"),
+        key("alice"),
+    ] {
+        assert_eq!(
+            auth.authenticate(&from(FROM_A, req)).await,
+            deny(DenyReason::Banned)
+        );
+    }
+    // The keyring is not loaded and the user not read: no Argon2 can have run.
+    assert_eq!(
+        (w.users.reads(), w.salts.loads(), w.policies.loads()),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        (
+            w.defender.reads(),
+            w.defender.failures(),
+            w.defender.clears()
+        ),
+        (3, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_pair_costs_no_lookup_either() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    w.defender.set(keys_of("alice", FROM_A).pair, locked_now());
+    let auth = w.defended();
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+        deny(DenyReason::Throttled)
+    );
+    assert_eq!(
+        (w.users.reads(), w.salts.loads(), w.policies.loads()),
+        (0, 0, 0)
+    );
+    assert_eq!(w.defender.failures(), 0);
+}
+
+#[tokio::test]
+async fn a_banned_or_throttled_login_is_answered_like_any_denial_and_the_audit_line_says_which() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    // The events come from 203.0.113.7.
+    w.defender
+        .set(keys_of("alice", "203.0.113.7").pair, locked_now());
+    let auth = w.defended();
+    let lines = AuditLines::default();
+    let _guard = tracing::subscriber::set_default(lines.clone());
+    assert_eq!(
+        auth.handle_event(&direct_event("alice", Some("pw"))).await,
+        json!({})
+    );
+    let denied = auth.handle_event(&api_gateway_event("alice", "pw")).await;
+    assert_eq!(
+        (denied["statusCode"].clone(), denied["body"].clone()),
+        (json!(200), json!("{}"))
+    );
+    w.defender
+        .set(keys_of("alice", "203.0.113.7").source, locked_now());
+    auth.handle_event(&direct_event("alice", Some("pw"))).await;
+    let reasons: Vec<String> = lines_of(&lines.take(), "login")
+        .iter()
+        .map(|l| l["reason"].clone())
+        .collect();
+    assert_eq!(reasons, ["throttled", "throttled", "banned"]);
+}
+
+#[tokio::test]
+async fn five_failures_for_one_user_from_one_source_throttle_that_pair_only() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    w.add("bob", Some("pw"), json!({}));
+    let auth = w.defended();
+    for _ in 0..5 {
+        assert_eq!(
+            auth.authenticate(&from(FROM_A, password("alice", "guess")))
+                .await,
+            deny(DenyReason::WrongPassword)
+        );
+    }
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+        deny(DenyReason::Throttled),
+        "the right password, from the throttled pair"
+    );
+    allowed(
+        auth.authenticate(&from(FROM_B, password("alice", "pw")))
+            .await,
+    );
+    allowed(
+        auth.authenticate(&from(FROM_A, password("bob", "pw")))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn a_right_password_clears_its_pair_but_not_its_sources_score() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.defended();
+    let keys = keys_of("alice", FROM_A);
+    for round in 0..2 {
+        for _ in 0..4 {
+            auth.authenticate(&from(FROM_A, password("alice", "guess")))
+                .await;
+        }
+        allowed(
+            auth.authenticate(&from(FROM_A, password("alice", "pw")))
+                .await,
+        );
+        assert_eq!(w.defender.tally(&keys.pair), None, "round {round}");
+    }
+    assert_eq!(w.defender.tally(&keys.source).map(|t| t.score), Some(8));
+    assert_eq!(w.defender.tally(&keys.account).map(|t| t.score), Some(8));
+}
+
+#[tokio::test]
+async fn a_right_password_for_a_pair_never_counted_writes_nothing() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.defended();
+    allowed(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+    );
+    assert_eq!(
+        (
+            w.defender.reads(),
+            w.defender.failures(),
+            w.defender.clears()
+        ),
+        (1, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_key_login_answered_with_keys_does_not_clear_the_pair_since_transfer_checks_the_key_later()
+ {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    let auth = w.defended();
+    for _ in 0..4 {
+        auth.authenticate(&from(FROM_A, password("alice", "guess")))
+            .await;
+    }
+    allowed(auth.authenticate(&from(FROM_A, key("alice"))).await);
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "guess")))
+            .await,
+        deny(DenyReason::WrongPassword)
+    );
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+        deny(DenyReason::Throttled)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_key_login_counts_on_the_source_and_the_pair_but_not_the_account() {
+    let w = World::new();
+    let auth = w.defended();
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, key("nobody"))).await,
+        deny(DenyReason::UnknownUser)
+    );
+    let keys = keys_of("nobody", FROM_A);
+    assert_eq!(w.defender.tally(&keys.source).map(|t| t.score), Some(1));
+    assert_eq!(w.defender.tally(&keys.pair).map(|t| t.score), Some(1));
+    assert_eq!(w.defender.tally(&keys.account), None);
+}
+
+#[tokio::test]
+async fn a_right_password_refused_by_the_users_lists_counts_nothing_but_writes_like_a_wrong_one() {
+    let w = World::new();
+    w.add("gwen", Some("pw"), json!({"allowedIps": ["192.0.2.0/24"]}));
+    let auth = w.defended();
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("gwen", "pw")))
+            .await,
+        deny(DenyReason::IpNotAllowed)
+    );
+    assert_eq!(w.defender.failures(), 3);
+    let keys = keys_of("gwen", FROM_A);
+    for key in keys.to_array() {
+        assert_eq!(w.defender.tally(&key).map(|t| t.score), Some(0), "{key}");
+    }
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("gwen", "guess")))
+            .await,
+        deny(DenyReason::WrongPassword)
+    );
+    assert_eq!(w.defender.failures(), 6);
+}
+
+#[tokio::test]
+async fn our_own_failures_are_never_held_against_the_caller() {
+    let w = World::new();
+    w.add("lee", Some("pw"), json!({}));
+    let auth = w.defended();
+    w.policies.fail_with(Fault::Unavailable);
+    for _ in 0..6 {
+        assert_eq!(
+            auth.authenticate(&from(FROM_A, password("lee", "pw")))
+                .await,
+            deny(DenyReason::PolicyUnavailable)
+        );
+    }
+    w.policies.recover();
+    allowed(
+        auth.authenticate(&from(FROM_A, password("lee", "pw")))
+            .await,
+    );
+    let keys = keys_of("lee", FROM_A);
+    assert_eq!(w.defender.tally(&keys.source).map(|t| t.score), Some(0));
+}
+
+#[tokio::test]
+async fn a_safe_listed_source_is_never_counted_nor_refused() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    w.defender
+        .set(keys_of("alice", FROM_C).source, locked_now());
+    let config = DefenderConfig {
+        safe_list: vec!["203.0.113.0/24".parse().unwrap()],
+        ..DefenderConfig::default()
+    };
+    let auth = w.defended_by(config);
+    for _ in 0..6 {
+        assert_eq!(
+            auth.authenticate(&from(FROM_C, password("alice", "guess")))
+                .await,
+            deny(DenyReason::WrongPassword)
+        );
+    }
+    allowed(
+        auth.authenticate(&from(FROM_C, password("alice", "pw")))
+            .await,
+    );
+    assert_eq!(
+        (
+            w.defender.reads(),
+            w.defender.failures(),
+            w.defender.clears()
+        ),
+        (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn ipv6_sources_are_counted_and_banned_by_their_64() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.defended();
+    for i in 0..10 {
+        let host = format!("2001:db8:1:2::{:x}", i + 1);
+        auth.authenticate(&from(&host, password(&format!("nobody-{i}"), "guess")))
+            .await;
+    }
+    let source = keys_of("alice", "2001:db8:1:2::1").source;
+    assert_eq!(source.to_string(), "source#2001:db8:1:2::/64");
+    assert_eq!(w.defender.tally(&source).map(|t| t.score), Some(20));
+    assert_eq!(
+        auth.authenticate(&from("2001:db8:1:2:ffff::1", password("alice", "pw")))
+            .await,
+        deny(DenyReason::Banned),
+        "another host of the same /64"
+    );
+    allowed(
+        auth.authenticate(&from("2001:db8:1:3::1", password("alice", "pw")))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn a_private_source_is_counted_and_reported_but_never_banned_nor_its_pairs_throttled() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.defended();
+    let nlb = "10.0.12.34";
+    let lines = AuditLines::default();
+    let _guard = tracing::subscriber::set_default(lines.clone());
+    for _ in 0..6 {
+        auth.authenticate(&from(nlb, password("alice", "guess")))
+            .await;
+    }
+    for i in 0..8 {
+        auth.authenticate(&from(nlb, password(&format!("nobody-{i}"), "guess")))
+            .await;
+    }
+    let keys = keys_of("alice", nlb);
+    let source = w.defender.tally(&keys.source).unwrap();
+    assert_eq!((source.score, source.until), (22, 0));
+    assert_eq!(w.defender.tally(&keys.pair).map(|t| t.until), Some(0));
+    allowed(auth.authenticate(&from(nlb, password("alice", "pw"))).await);
+
+    let events = lines_of(&lines.take(), "defender");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["action"], "private_source_not_banned");
+    auth.handle_event(&json!({
+        "username": "alice", "password": "pw", "protocol": "SFTP",
+        "serverId": SERVER, "sourceIp": nlb,
+    }))
+    .await;
+    let login = lines_of(&lines.take(), "login");
+    assert_eq!(login[0]["source_private"], "true");
+    auth.handle_event(&direct_event("alice", Some("pw"))).await;
+    let login = lines_of(&lines.take(), "login");
+    assert_eq!(login[0]["source_private"], "false");
+}
+
+#[tokio::test]
+async fn a_right_password_from_a_good_source_gets_in_while_another_source_is_banned_for_that_user()
+{
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let bad = keys_of("alice", FROM_A);
+    w.defender.set(bad.source, locked_now());
+    w.defender.set(bad.pair, locked_now());
+    let auth = w.defended();
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+        deny(DenyReason::Banned)
+    );
+    allowed(
+        auth.authenticate(&from(FROM_B, password("alice", "pw")))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn after_100_failures_an_account_is_slowed_not_locked() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    let delay = Duration::from_millis(400);
+    let auth = w.defended_by(DefenderConfig {
+        account_delay: delay,
+        ..DefenderConfig::default()
+    });
+    let account = keys_of("alice", FROM_A).account;
+    // 99 failures from everywhere already; the 100th slows the account.
+    w.defender.set(
+        account.clone(),
+        Tally {
+            window_start: now_epoch() - 3600,
+            score: 99,
+            ..Tally::default()
+        },
+    );
+    let lines = AuditLines::default();
+    let _guard = tracing::subscriber::set_default(lines.clone());
+    let started = Instant::now();
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "guess")))
+            .await,
+        deny(DenyReason::WrongPassword)
+    );
+    assert!(started.elapsed() < delay, "the 100th is not delayed yet");
+    let events = lines_of(&lines.take(), "defender");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["action"], "slowed");
+    assert_eq!(events[0]["key"], "account#alice");
+
+    let started = Instant::now();
+    allowed(
+        auth.authenticate(&from(FROM_B, password("alice", "pw")))
+            .await,
+    );
+    assert!(started.elapsed() >= delay, "a right password waits too");
+    let started = Instant::now();
+    assert_eq!(
+        auth.authenticate(&from(FROM_C, password("alice", "guess")))
+            .await,
+        deny(DenyReason::WrongPassword),
+        "a wrong one is judged as ever, after the wait"
+    );
+    assert!(started.elapsed() >= delay);
+    let started = Instant::now();
+    allowed(auth.authenticate(&from(FROM_B, key("alice"))).await);
+    assert!(started.elapsed() < delay, "key logins are not slowed");
+}
+
+#[tokio::test]
+async fn an_unknown_account_is_slowed_after_as_many_failures_as_a_known_one() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.defended();
+    for name in ["alice", "nobody"] {
+        for i in 0..3u8 {
+            let ip = format!("198.51.100.{}", 10 + i);
+            auth.authenticate(&from(&ip, password(name, "guess"))).await;
+        }
+    }
+    let count = |name: &str| {
+        w.defender
+            .tally(&keys_of(name, FROM_A).account)
+            .map(|t| t.score)
+    };
+    assert_eq!((count("alice"), count("nobody")), (Some(3), Some(3)));
+}
+
+#[tokio::test]
+async fn an_unavailable_defender_store_leaves_every_login_judged_as_without_it() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    w.defender
+        .set(keys_of("alice", FROM_A).source, locked_now());
+    w.defender.fail_reads_with(Fault::Unavailable);
+    w.defender.fail_writes_with(Fault::Unavailable);
+    let auth = w.defended();
+    allowed(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+    );
+    allowed(auth.authenticate(&from(FROM_A, key("alice"))).await);
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "guess")))
+            .await,
+        deny(DenyReason::WrongPassword)
+    );
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("nobody", "pw")))
+            .await,
+        deny(DenyReason::UnknownUser)
+    );
+    // Reads and writes were tried, and failed.
+    assert_eq!(w.defender.reads(), 4);
+    assert!(w.defender.failures() > 0);
+    assert!(w.defender.clears() > 0);
+
+    // Writes failing alone: the ban that can be read still holds.
+    w.defender.recover();
+    w.defender.fail_writes_with(Fault::Malformed);
+    assert_eq!(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+        deny(DenyReason::Banned)
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refusals_are_all_counted() {
+    let w = World::new();
+    let auth = w.defended();
+    let guess = |i: u32| {
+        let req = from(FROM_A, password(&format!("nobody-{i}"), "guess"));
+        let auth = &auth;
+        async move { auth.authenticate(&req).await }
+    };
+    // Interleaved at every await (Argon2 runs on other threads): the authenticator must leave
+    // the counting to the store, not add to what it read before judging.
+    let results = tokio::join!(guess(0), guess(1), guess(2), guess(3), guess(4), guess(5));
+    assert_eq!(results.0, deny(DenyReason::UnknownUser));
+    assert_eq!(results.5, deny(DenyReason::UnknownUser));
+    assert_eq!(
+        w.defender
+            .tally(&keys_of("nobody", FROM_A).source)
+            .map(|t| t.score),
+        Some(12)
+    );
+}
+
+#[tokio::test]
+async fn without_a_defender_nothing_is_counted_and_nothing_refused() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.auth();
+    for _ in 0..12 {
+        auth.authenticate(&from(FROM_A, password("nobody", "guess")))
+            .await;
+    }
+    allowed(
+        auth.authenticate(&from(FROM_A, password("alice", "pw")))
+            .await,
+    );
+    assert!(w.defender.is_empty());
+}
+
+#[test]
+fn a_defended_login_is_a_future_any_thread_can_run_as_the_lambda_runtime_needs() {
+    fn runs_anywhere<T: Send>(_: &T) {}
+    let w = World::new();
+    let auth = w.defended();
+    let event = direct_event("alice", Some("pw"));
+    runs_anywhere(&auth.handle_event(&event));
 }
