@@ -40,7 +40,9 @@ where
     match command {
         Command::Login(args) => login(b, args).await,
         // main starts these itself; an error (not a panic) should that ever change.
-        Command::Up(_) | Command::Salt(_) => bail!("not a user administration command"),
+        Command::Up(_) | Command::Salt(_) | Command::Defender(_) => {
+            bail!("not a user administration command")
+        }
         Command::User(cmd) => {
             match cmd {
                 UserCommand::Add(args) => add(b, args).await?,

@@ -4,6 +4,7 @@
 
 mod backend;
 mod commands;
+mod defender;
 mod import;
 mod input;
 mod salt;
@@ -52,6 +53,9 @@ enum Command {
     /// The salt keyring: status and rotation
     #[command(subcommand)]
     Salt(salt::SaltCommand),
+    /// The brute-force defender: running bans, throttles and slowdowns, and lifting them
+    #[command(subcommand)]
+    Defender(defender::DefenderCommand),
     /// Run one login through the auth handler and print the answer Transfer Family would get.
     /// Exits 0 when the login is allowed, 1 when it is denied.
     Login(LoginArgs),
@@ -240,6 +244,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::up(args, cli.target).await,
         Command::Salt(cmd) => salt::run(cmd, cli.target).await,
+        Command::Defender(cmd) => defender::run(cmd, cli.target).await,
         _ => commands::run(cli).await,
     };
     match result {

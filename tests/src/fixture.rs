@@ -322,6 +322,29 @@ pub async fn create_legacy_table(ddb: &aws_sdk_dynamodb::Client, table: &str) ->
     Ok(())
 }
 
+/// The defender's table, as the SAM template makes it (partition key `key`).
+pub async fn create_defender_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+    ddb.create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("key")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("key")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .context("create defender table")?;
+    Ok(())
+}
+
 pub async fn create_policy(
     iam: &aws_sdk_iam::Client,
     name: &str,
