@@ -19,6 +19,9 @@ pub struct AuthConfig {
     pub defender_table: Option<String>,
     /// The defender's rules: the documented defaults, with what the environment changes.
     pub defender: DefenderConfig,
+    /// The EventBridge bus audit events go to (`AUDIT_EVENT_BUS`, optional: unset, the audit
+    /// log line is all).
+    pub audit_event_bus: Option<String>,
 }
 
 /// What the salt-rotation function needs: the users table (for the `saltVersion-index` GSI)
@@ -201,6 +204,7 @@ impl AuthConfig {
             legacy_users_table: optional(&get, "LEGACY_USERS_TABLE"),
             defender_table: optional(&get, "DEFENDER_TABLE"),
             defender: defender_config(&get)?,
+            audit_event_bus: optional(&get, "AUDIT_EVENT_BUS"),
         })
     }
 }

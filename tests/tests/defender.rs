@@ -21,7 +21,10 @@ use serde_json::{Value, json};
 async fn table(f: &Fixture) -> Result<(String, DynamoFailureStore)> {
     let name = unique("defender");
     create_defender_table(&f.ddb, &name).await?;
-    Ok((name.clone(), DynamoFailureStore::new(f.ddb.clone(), Some(name))))
+    Ok((
+        name.clone(),
+        DynamoFailureStore::new(f.ddb.clone(), Some(name)),
+    ))
 }
 
 fn allowed(answer: &Value) -> bool {
@@ -60,7 +63,10 @@ async fn concurrent_failures_on_one_key_are_all_counted_and_lock_it_once() -> Re
     }
     let tally = store.tallies(std::slice::from_ref(&key)).await?[0].unwrap();
     assert_eq!(tally.score, 40, "no count lost among 40 concurrent writers");
-    assert_eq!(tally.strikes, 1, "locked once, by the writer that reached 30");
+    assert_eq!(
+        tally.strikes, 1,
+        "locked once, by the writer that reached 30"
+    );
     assert_eq!(tally.until, now + 900);
     let locked = store.locked(now).await?;
     assert_eq!(locked.len(), 1);
@@ -83,7 +89,10 @@ async fn a_ban_made_by_one_instance_holds_in_another_and_spares_a_good_source() 
     // Ten unknown users weigh 20: the source's threshold, so it is banned.
     for i in 0..10 {
         let answer = a
-            .handle_event(&from(direct_event(&format!("nobody{i}"), Some("x")), attacker))
+            .handle_event(&from(
+                direct_event(&format!("nobody{i}"), Some("x")),
+                attacker,
+            ))
             .await;
         assert_eq!(answer, json!({}));
     }
@@ -95,7 +104,10 @@ async fn a_ban_made_by_one_instance_holds_in_another_and_spares_a_good_source() 
     assert_eq!(answer, json!({}));
     // From a source that behaved, alice gets in.
     let answer = b
-        .handle_event(&from(direct_event("alice", Some("right-pw")), "203.0.113.9"))
+        .handle_event(&from(
+            direct_event("alice", Some("right-pw")),
+            "203.0.113.9",
+        ))
         .await;
     assert!(allowed(&answer), "{answer}");
     // The operator sees the ban and lifts it with the command.
@@ -107,12 +119,20 @@ async fn a_ban_made_by_one_instance_holds_in_another_and_spares_a_good_source() 
             .unwrap()
     };
     let listed = ferry(&["defender", "list", "--json"]);
-    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(listed.contains("source#198.51.100.7"), "{listed}");
     assert!(listed.contains("\"standing\":\"banned\""), "{listed}");
     let lifted = ferry(&["defender", "unban", attacker]);
-    assert!(lifted.status.success(), "{}", String::from_utf8_lossy(&lifted.stderr));
+    assert!(
+        lifted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
     let answer = a
         .handle_event(&from(direct_event("alice", Some("right-pw")), attacker))
         .await;
@@ -137,18 +157,176 @@ async fn five_wrong_passwords_throttle_the_pair_and_unlock_lifts_it() -> Result<
     }
     // Throttled at that source, even another address of the same /64 with the right password.
     let answer = auth
-        .handle_event(&from(direct_event("bob", Some("right-pw")), "2001:db8:7:7::99"))
+        .handle_event(&from(
+            direct_event("bob", Some("right-pw")),
+            "2001:db8:7:7::99",
+        ))
         .await;
     assert_eq!(answer, json!({}));
     let out = Command::new(workspace_binary("ferry").unwrap())
         .args(["defender", "unlock", "bob", "--defender-table", &name])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cleared pair#bob#2001:db8:7:7::/64"));
     let answer = auth
         .handle_event(&from(direct_event("bob", Some("right-pw")), source))
         .await;
     assert!(allowed(&answer), "unlocked: {answer}");
+    Ok(())
+}
+
+/// An EventBridge bus with a rule that sends ferry's events to a new queue: (bus, queue URL).
+async fn bus_with_queue(f: &Fixture) -> Result<(String, String)> {
+    use anyhow::Context;
+    let events = aws_sdk_eventbridge::Client::new(&f.sdk);
+    let sqs = aws_sdk_sqs::Client::new(&f.sdk);
+    let bus = unique("audit");
+    events.create_event_bus().name(&bus).send().await?;
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("audit-q"))
+        .send()
+        .await?
+        .queue_url()
+        .context("no queue URL")?
+        .to_owned();
+    let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(arn_name.clone())
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&arn_name))
+        .context("no queue ARN")?
+        .clone();
+    let rule = unique("ferry-events");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source": ["ferry"]}"#)
+        .send()
+        .await?;
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(queue_arn)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok((bus, queue))
+}
+
+/// Every message body in `queue`, waiting until `want` arrived or 15 s passed.
+async fn drain(f: &Fixture, queue: &str, want: usize) -> Result<Vec<String>> {
+    let sqs = aws_sdk_sqs::Client::new(&f.sdk);
+    let mut bodies = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while bodies.len() < want && std::time::Instant::now() < until {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        for m in out.messages() {
+            bodies.extend(m.body().map(str::to_owned));
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
+            }
+        }
+    }
+    Ok(bodies)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_decisions_and_bans_arrive_as_events_through_eventbridge_with_no_secret() -> Result<()>
+{
+    use ferry_core::adapters::aws::eventbridge::EventBridgePublisher;
+    use ferry_core::app::audit::BackgroundAudit;
+    let f = Fixture::new().await?;
+    let (_, store) = table(&f).await?;
+    let (bus, queue) = bus_with_queue(&f).await?;
+    f.put_user("carol", Some("carols-right-pw"), json!({}))
+        .await?;
+    let audit = std::sync::Arc::new(BackgroundAudit::start(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(&f.sdk),
+        bus,
+    )));
+    let auth = f
+        .authenticator()
+        .with_defender(store, DefenderConfig::default())
+        .with_audit(audit.clone());
+    assert!(allowed(
+        &auth
+            .handle_event(&direct_event("carol", Some("carols-right-pw")))
+            .await
+    ));
+    let attacker = "198.51.100.99";
+    for i in 0..10 {
+        auth.handle_event(&from(
+            direct_event(&format!("ghost{i}"), Some("a-guessed-pw")),
+            attacker,
+        ))
+        .await;
+    }
+    // 11 logins and one ban.
+    let bodies = drain(&f, &queue, 12).await?;
+    assert_eq!(bodies.len(), 12, "{bodies:#?}");
+    let events: Vec<Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let logins: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "ferry login")
+        .collect();
+    assert_eq!(logins.len(), 11);
+    assert!(logins.iter().any(|e| e["detail"]["outcome"] == "allow"
+        && e["detail"]["username"] == "carol"
+        && e["detail"]["reason"] == "ok"));
+    assert_eq!(
+        logins
+            .iter()
+            .filter(|e| e["detail"]["reason"] == "unknown_user")
+            .count(),
+        10
+    );
+    let bans: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "ferry defender")
+        .collect();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0]["detail"]["action"], "banned");
+    assert_eq!(bans[0]["detail"]["key"], "source#198.51.100.99");
+    assert_eq!(bans[0]["source"], "ferry");
+    for body in &bodies {
+        for secret in [
+            "carols-right-pw",
+            "a-guessed-pw",
+            "$argon2id$",
+            "current-salt",
+        ] {
+            assert!(!body.contains(secret), "an event holds {secret:?}: {body}");
+        }
+    }
+    assert_eq!(audit.dropped(), 0);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The deployment template and the code cannot drift: each function's environment in
 //! `infra/template.yaml` sets every variable its configuration requires, and nothing it does not
 //! read; the API Gateway variant serves the route and headers the auth function parses, signed,
-//! uncached, and never logging a password.
+//! uncached, and never logging a password; the defender's table has the key and TTL its store
+//! writes, and the auth function may make only the calls that store makes.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -9,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_core::config::{AuthConfig, ProcessorConfig, RotationConfig, ValidatorConfig};
+use ferry_core::domain::defender::{DefenderConfig, attr};
 use ferry_core::domain::transfer::{PASSWORD_HEADERS, QUERY_SOURCE_IP};
 use serde_norway::Value as Yaml;
 
@@ -20,6 +22,11 @@ fn good(name: &str) -> Option<String> {
             "ALLOWED_ROLE_ACCOUNT" => "123456789012",
             "ALLOWED_ROLE_PATH" => "/transfer/",
             "SALT_CACHE_SECONDS" | "POLICY_CACHE_SECONDS" | "MAX_OBJECT_BYTES" => "60",
+            "DEFENDER_SOURCE_THRESHOLD"
+            | "DEFENDER_PAIR_THRESHOLD"
+            | "DEFENDER_BAN_SECONDS"
+            | "DEFENDER_BAN_CAP_SECONDS" => "60",
+            "DEFENDER_SAFE_LIST" => "192.0.2.0/24, 2001:db8::1",
             "INCOMING_PREFIXES" => "home/",
             "PROCESSED_PREFIX" => "processed/",
             "QUARANTINE_PREFIX" => "quarantine/",
@@ -332,4 +339,156 @@ fn waf_limits_each_client_and_user_and_its_logs_never_hold_a_password() {
             "WAF logs would hold the {header} header"
         );
     }
+}
+
+// ----- The defender ---------------------------------------------------------------------------
+
+/// The first branch of an `!If [Condition, then, else]`, with the condition's name; `None` for a
+/// node that is not an `!If`.
+fn if_then(v: &Yaml) -> Option<(&str, &Yaml)> {
+    match v {
+        Yaml::Tagged(t) if t.tag == "If" => {
+            let args = t.value.as_sequence().unwrap();
+            assert_eq!(args.len(), 3, "!If takes a condition and two branches");
+            Some((text(&args[0]), &args[1]))
+        }
+        _ => None,
+    }
+}
+
+/// A parameter's default as the number it stands for.
+fn default_number(t: &Yaml, parameter: &str) -> u64 {
+    let default = at(t, &["Parameters", parameter, "Default"]);
+    default
+        .as_u64()
+        .or_else(|| default.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("{parameter}'s default is not a number: {default:?}"))
+}
+
+#[test]
+fn the_defender_table_holds_what_its_store_writes_and_the_auth_function_only_the_calls_it_makes() {
+    let t = template();
+
+    // Created with the Defender parameter (on by default), keyed and expired as the store writes.
+    assert_eq!(
+        text(at(&t, &["Parameters", "Defender", "Default"])),
+        "ENABLED"
+    );
+    let table = resource(&t, "DefenderTable");
+    assert_eq!(text(at(table, &["Type"])), "AWS::DynamoDB::Table");
+    assert_eq!(text(at(table, &["Condition"])), "HasDefender");
+    let props = at(table, &["Properties"]);
+    let keys = at(props, &["KeySchema"]).as_sequence().unwrap();
+    assert_eq!(keys.len(), 1, "a partition key and no sort key");
+    assert_eq!(text(at(&keys[0], &["AttributeName"])), attr::KEY);
+    assert_eq!(text(at(&keys[0], &["KeyType"])), "HASH");
+    let defined = at(props, &["AttributeDefinitions"]).as_sequence().unwrap();
+    assert_eq!(defined.len(), 1);
+    assert_eq!(text(at(&defined[0], &["AttributeName"])), attr::KEY);
+    assert_eq!(text(at(&defined[0], &["AttributeType"])), "S");
+    let ttl = at(props, &["TimeToLiveSpecification"]);
+    assert_eq!(text(at(ttl, &["AttributeName"])), attr::EXPIRES_AT);
+    assert_eq!(at(ttl, &["Enabled"]).as_bool(), Some(true));
+
+    // The auth function is told the table only when it exists.
+    let auth = at(resource(&t, "AuthFunction"), &["Properties"]);
+    let env = at(auth, &["Environment", "Variables"]);
+    let (condition, table_ref) = if_then(at(env, &["DEFENDER_TABLE"])).unwrap();
+    assert_eq!(condition, "HasDefender");
+    assert_eq!(text(table_ref), "DefenderTable");
+
+    // Every rule the configuration reads comes from its parameter, whose default is the code's.
+    let (read, _) = read_by(|g| AuthConfig::from_lookup(g).is_ok());
+    let defaults = DefenderConfig::default();
+    let source_lock = defaults.source.lock.unwrap();
+    let rules = [
+        ("DEFENDER_SAFE_LIST", "DefenderSafeList", None),
+        (
+            "DEFENDER_SOURCE_THRESHOLD",
+            "DefenderSourceThreshold",
+            Some(u64::from(defaults.source.threshold)),
+        ),
+        (
+            "DEFENDER_PAIR_THRESHOLD",
+            "DefenderPairThreshold",
+            Some(u64::from(defaults.pair.threshold)),
+        ),
+        (
+            "DEFENDER_BAN_SECONDS",
+            "DefenderBanSeconds",
+            Some(source_lock.first.as_secs()),
+        ),
+        (
+            "DEFENDER_BAN_CAP_SECONDS",
+            "DefenderBanCapSeconds",
+            Some(source_lock.cap.as_secs()),
+        ),
+    ];
+    let read_rules: BTreeSet<&str> = read
+        .iter()
+        .map(String::as_str)
+        .filter(|n| n.starts_with("DEFENDER_") && *n != "DEFENDER_TABLE")
+        .collect();
+    let covered: BTreeSet<&str> = rules.iter().map(|(name, ..)| *name).collect();
+    assert_eq!(
+        read_rules, covered,
+        "every defender rule the code reads has a parameter"
+    );
+    for (name, parameter, default) in rules {
+        let (condition, value) =
+            if_then(at(env, &[name])).unwrap_or_else(|| panic!("{name} is not set by an !If"));
+        assert!(
+            condition == "HasDefender" || condition == "HasDefenderSafeList",
+            "{name} is set under {condition}"
+        );
+        assert_eq!(text(value), parameter, "{name}");
+        match default {
+            Some(n) => assert_eq!(default_number(&t, parameter), n, "{parameter}'s default"),
+            None => assert_eq!(text(at(&t, &["Parameters", parameter, "Default"])), ""),
+        }
+    }
+
+    // Least privilege: the four calls the Lambda's store makes, on that table alone, and never a
+    // Scan (listing the locks is the operators').
+    let statements: Vec<(Option<&str>, &Yaml)> = at(auth, &["Policies"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| at(p, &["Statement"]).as_sequence().unwrap())
+        .map(|s| match if_then(s) {
+            Some((condition, then)) => (Some(condition), then),
+            None => (None, s),
+        })
+        .collect();
+    let on_table: Vec<_> = statements
+        .iter()
+        .filter(|(_, s)| {
+            let resource = untagged(at(s, &["Resource"]));
+            let resources: Vec<&str> = match resource.as_sequence() {
+                Some(list) => list.iter().map(text).collect(),
+                None => vec![text(resource)],
+            };
+            resources.iter().any(|r| r.contains("DefenderTable"))
+        })
+        .collect();
+    assert_eq!(on_table.len(), 1, "one statement for the defender's table");
+    let (condition, statement) = on_table[0];
+    assert_eq!(*condition, Some("HasDefender"));
+    assert_eq!(text(at(statement, &["Effect"])), "Allow");
+    assert_eq!(text(at(statement, &["Resource"])), "DefenderTable.Arn");
+    let actions: BTreeSet<&str> = at(statement, &["Action"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(
+        actions,
+        BTreeSet::from([
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ])
+    );
 }

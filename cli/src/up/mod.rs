@@ -23,6 +23,7 @@ use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
 use ferry_core::adapters::local::objects::FileObjects;
 use ferry_core::adapters::local::store::{DEFAULT_BUCKET, DEFAULT_POLICY, LocalStore, policy_arn};
 use ferry_core::adapters::local::uploads::{FileUploads, JsonLines};
+use ferry_core::app::audit::BackgroundAudit;
 use ferry_core::app::login::{Authenticator, Settings};
 use ferry_core::app::uploads::{UploadOutcome, process};
 use ferry_core::domain::defender::DefenderConfig;
@@ -138,7 +139,8 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         let server: Server<(_, _, _, S3Objects, _)> = Server {
             auth: Arc::new(
                 auth.with_parallel_hashes(parallel_checks(&a.bounds))
-                    .with_defender(defender, DefenderConfig::default()),
+                    .with_defender(defender, DefenderConfig::default())
+                    .with_audit(audit_file(&a.data)),
             ),
             objects,
             data,
@@ -179,7 +181,8 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
     let server: Server<(_, _, _, FileObjects, _)> = Server {
         auth: Arc::new(
             auth.with_parallel_hashes(parallel_checks(&a.bounds))
-                .with_defender(defender, DefenderConfig::default()),
+                .with_defender(defender, DefenderConfig::default())
+                .with_audit(audit_file(&a.data)),
         ),
         objects: Arc::new(FileObjects::new(store.dir().join("objects"))),
         data,
@@ -206,6 +209,11 @@ async fn serve<B: Backend>(
         _ = tokio::signal::ctrl_c() => eprintln!("ferry up: stopping"),
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Audit events as JSON lines in `audit.jsonl` of the data folder, written off the login path.
+fn audit_file(data: &Path) -> Arc<dyn ferry_core::ports::AuditSink> {
+    Arc::new(BackgroundAudit::start(JsonLines(data.join("audit.jsonl"))))
 }
 
 /// Password checks at once: as asked, or one per core.

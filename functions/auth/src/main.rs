@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use ferry_core::adapters::aws::defender::DynamoFailureStore;
 use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
+use ferry_core::adapters::aws::eventbridge::EventBridgePublisher;
 use ferry_core::adapters::aws::iam::IamPolicySource;
 use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
 use ferry_core::adapters::logging;
+use ferry_core::app::audit::BackgroundAudit;
 use ferry_core::app::login::{Authenticator, Settings};
 use ferry_core::config::AuthConfig;
 use lambda_runtime::tower::{Layer, Service};
@@ -32,31 +34,41 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     })?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    let auth: Arc<Auth> = Arc::new(
-        Authenticator::new(
-            DynamoUserStore::new(dynamodb.clone(), config.users_table),
-            SecretsManagerSaltSource::new(
-                aws_sdk_secretsmanager::Client::new(&aws),
-                config.salt_secret_id,
-            ),
-            IamPolicySource::new(aws_sdk_iam::Client::new(&aws)),
-            Settings {
-                default_role_arn: config.default_role_arn,
-                salt_cache: config.salt_cache,
-                policy_cache: config.policy_cache,
-            },
-        )
-        // Without LEGACY_USERS_TABLE this is switched off and costs nothing.
-        .with_legacy(DynamoLegacyUsers::new(
-            dynamodb.clone(),
-            config.legacy_users_table,
-        ))
-        // Without DEFENDER_TABLE the defender is off and costs nothing.
-        .with_defender(
-            DynamoFailureStore::new(dynamodb, config.defender_table),
-            config.defender,
+    // Audit events leave through a background task (started here, inside the runtime), so a
+    // login never waits on EventBridge.
+    let audit = config.audit_event_bus.map(|bus| {
+        Arc::new(BackgroundAudit::start(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&aws),
+            bus,
+        ))) as Arc<dyn ferry_core::ports::AuditSink>
+    });
+    let mut authenticator = Authenticator::new(
+        DynamoUserStore::new(dynamodb.clone(), config.users_table),
+        SecretsManagerSaltSource::new(
+            aws_sdk_secretsmanager::Client::new(&aws),
+            config.salt_secret_id,
         ),
+        IamPolicySource::new(aws_sdk_iam::Client::new(&aws)),
+        Settings {
+            default_role_arn: config.default_role_arn,
+            salt_cache: config.salt_cache,
+            policy_cache: config.policy_cache,
+        },
+    )
+    // Without LEGACY_USERS_TABLE this is switched off and costs nothing.
+    .with_legacy(DynamoLegacyUsers::new(
+        dynamodb.clone(),
+        config.legacy_users_table,
+    ))
+    // Without DEFENDER_TABLE the defender is off and costs nothing.
+    .with_defender(
+        DynamoFailureStore::new(dynamodb, config.defender_table),
+        config.defender,
     );
+    if let Some(sink) = audit {
+        authenticator = authenticator.with_audit(sink);
+    }
+    let auth: Arc<Auth> = Arc::new(authenticator);
 
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let auth = Arc::clone(&auth);

@@ -2,6 +2,7 @@
 //! `ferry up`, the CLI, a console) builds adapters and calls one of these.
 
 pub mod admin;
+pub mod audit;
 pub mod login;
 pub mod rotation;
 pub mod uploads;

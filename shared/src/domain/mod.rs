@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod arn;
+pub mod audit;
 pub mod dates;
 pub mod defender;
 pub mod keyring;

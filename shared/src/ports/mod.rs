@@ -6,6 +6,7 @@
 //! Expected outcomes (no such user, a conditional write that lost) are values; [`StoreError`] is
 //! for a service that failed or answered with something unusable.
 
+mod audit;
 mod defender;
 mod objects;
 mod policies;
@@ -14,6 +15,7 @@ mod uploads;
 mod users;
 mod verdicts;
 
+pub use audit::*;
 pub use defender::*;
 pub use objects::*;
 pub use policies::*;

@@ -4,6 +4,8 @@
 pub mod defender;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "eventbridge")]
+pub mod eventbridge;
 #[cfg(feature = "iam")]
 pub mod iam;
 #[cfg(feature = "s3")]

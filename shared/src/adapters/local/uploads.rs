@@ -11,9 +11,12 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::adapters::local::objects::FileObjects;
+use crate::domain::audit::AuditEvent;
 use crate::ports::ObjectError;
 use crate::ports::StoreError;
-use crate::ports::{BodyStream, CopyRequest, CopyResult, Head, Notifier, UploadStore};
+use crate::ports::{
+    BodyStream, CopyRequest, CopyResult, EventPublisher, Head, Notifier, UploadStore,
+};
 
 /// Chunk size of a local read.
 const CHUNK: usize = 256 * 1024;
@@ -209,6 +212,29 @@ impl Notifier for JsonLines {
             .open(&self.0)
             .map_err(disk)?;
         f.write_all(&line).map_err(disk)
+    }
+}
+
+/// Audit events locally: one JSON line each (`{"detailType": …, "detail": {…}}`), appended
+/// whole like the notices.
+impl EventPublisher for JsonLines {
+    async fn publish(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        use std::io::Write;
+        let mut lines = Vec::new();
+        for e in events {
+            let line = serde_json::json!({
+                "detailType": e.kind().detail_type(),
+                "detail": e,
+            });
+            lines.extend_from_slice(line.to_string().as_bytes());
+            lines.push(b'\n');
+        }
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.0)
+            .map_err(disk)?;
+        f.write_all(&lines).map_err(disk)
     }
 }
 

@@ -29,6 +29,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::app::now_epoch;
+use crate::domain::audit::{AuditEvent, DefenderEvent, LoginEvent};
 use crate::domain::defender::{
     AttemptKeys, Charge, DefenderConfig, Failure, Flow, Gate, KeyKind, Standing, Tally,
 };
@@ -41,8 +42,8 @@ use crate::domain::source::is_private;
 use crate::domain::transfer::{AuthRequest, AuthResponse, Credential, Partial, read_event, render};
 use crate::domain::user::{Home, Status, UserRecord};
 use crate::ports::{
-    FailureStore, LegacyUsers, NoDefender, NoLegacy, PolicySource, SaltSource, StoreError,
-    UserStore, error_chain,
+    AuditSink, FailureStore, LegacyUsers, NoDefender, NoLegacy, PolicySource, SaltSource,
+    StoreError, UserStore, error_chain,
 };
 
 /// Why a login was refused. Logged, never shown to the caller.
@@ -198,6 +199,8 @@ pub struct Authenticator<U, S, P, L = NoLegacy, D = NoDefender> {
     /// The policy of the last answer (see [`Self::pace_like_an_allow`]).
     last_policy_arn: Mutex<Option<String>>,
     policy_docs: Mutex<HashMap<String, Cached<PolicyDocument>>>,
+    /// Where audit events go besides the log line (EventBridge, a file); none by default.
+    audit_sink: Option<Arc<dyn AuditSink>>,
 }
 
 impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
@@ -216,6 +219,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             missing_versions: Mutex::new(HashMap::new()),
             last_policy_arn: Mutex::new(None),
             policy_docs: Mutex::new(HashMap::new()),
+            audit_sink: None,
         }
     }
 }
@@ -223,6 +227,13 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
 impl<U, S, P, L, D> Authenticator<U, S, P, L, D> {
     /// At most `n` password hashes or verifications at once (default: one per core). 0 is taken
     /// as 1: a login must be able to make progress.
+    /// Hands every login decision and every lock the defender begins to `sink` as an audit
+    /// event (besides the log line every login writes anyway).
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit_sink = Some(sink);
+        self
+    }
+
     pub fn with_parallel_hashes(mut self, n: usize) -> Self {
         self.hashing = Arc::new(Semaphore::new(n.max(1)));
         self
@@ -246,6 +257,7 @@ impl<U, S, P, D> Authenticator<U, S, P, NoLegacy, D> {
             missing_versions: self.missing_versions,
             last_policy_arn: self.last_policy_arn,
             policy_docs: self.policy_docs,
+            audit_sink: self.audit_sink,
         }
     }
 }
@@ -272,6 +284,7 @@ impl<U, S, P, L> Authenticator<U, S, P, L, NoDefender> {
             missing_versions: self.missing_versions,
             last_policy_arn: self.last_policy_arn,
             policy_docs: self.policy_docs,
+            audit_sink: self.audit_sink,
         }
     }
 }
@@ -301,7 +314,11 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
                 "unknown",
             ),
         };
-        audit(&decision, &partial, flow, started.elapsed());
+        let latency = started.elapsed();
+        audit(&decision, &partial, flow, latency);
+        if let Some(sink) = &self.audit_sink {
+            sink.submit(login_event(&decision, &partial, flow, latency));
+        }
         match decision {
             Decision::Allow(response) => render(shape, Some(&response)),
             Decision::Deny(_) => render(shape, None),
@@ -414,6 +431,15 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
         let kind = key.kind();
         let was = before[kind.slot()];
         if after.until > now && was.is_none_or(|b| b.until != after.until) {
+            if let Some(sink) = &self.audit_sink {
+                sink.submit(AuditEvent::Defender(DefenderEvent {
+                    action: Standing::of(kind, Some(&after), now).code(),
+                    key: key.to_string(),
+                    until: after.until,
+                    strikes: after.strikes,
+                    at: now,
+                }));
+            }
             info!(
                 target: "ferry::audit",
                 action = Standing::of(kind, Some(&after), now).code(),
@@ -874,6 +900,31 @@ fn audit(decision: &Decision, p: &Partial, flow: &'static str, latency: Duration
         latency_ms = latency.as_secs_f64() * 1000.0,
         "login"
     );
+}
+
+/// The audit event of one login: the fields of the audit line.
+fn login_event(
+    decision: &Decision,
+    p: &Partial,
+    flow: &'static str,
+    latency: Duration,
+) -> AuditEvent {
+    let (outcome, reason) = match decision {
+        Decision::Allow(_) => ("allow", "ok"),
+        Decision::Deny(r) => ("deny", r.code()),
+    };
+    AuditEvent::Login(LoginEvent {
+        outcome,
+        reason,
+        flow,
+        username: p.username.as_ref().map(|u| u.as_str().to_owned()),
+        server_id: p.server_id.clone(),
+        protocol: p.protocol.map(|x| x.as_str()),
+        source_ip: p.source_ip.map(|ip| ip.to_string()),
+        source_private: p.source_ip.is_some_and(is_private),
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        at: now_epoch(),
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
