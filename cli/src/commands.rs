@@ -9,6 +9,7 @@ use ferry_core::adapters::local::store::LocalStore;
 use ferry_core::app::admin::{Changes, KeyRef, PasswordChange, Written};
 use ferry_core::app::login::{Authenticator, Decision, Settings};
 use ferry_core::domain::dates;
+use ferry_core::domain::lifecycle::{at_least_old, last_sign_of_life, parse_age};
 use ferry_core::domain::policy_checks::RecordRules;
 use ferry_core::domain::protocol::Protocol;
 use ferry_core::domain::ssh_key::{fingerprint, key_listed};
@@ -57,7 +58,10 @@ where
                     eprintln!("password of {name} changed");
                 }
                 UserCommand::Show { name, json } => show(&b.users, &name, json).await?,
-                UserCommand::List { json } => list(&b.users, json).await?,
+                UserCommand::List { json, inactive } => {
+                    let inactive = inactive.as_deref().map(parse_age).transpose()?;
+                    list(&b.users, json, inactive).await?;
+                }
                 UserCommand::Disable { name, legacy_table } => {
                     admin
                         .disable_with_legacy(&parse_name(&name)?, &b.legacy(legacy_table)?)
@@ -133,6 +137,8 @@ where
         servers: a.servers,
         protocols: a.protocols,
         expires_at: a.expires.as_deref().map(parse_date).transpose()?,
+        disable_after_inactive_days: a.disable_after_inactive_days.map(|d| d.0),
+        password_max_age_days: a.password_max_age_days.map(|d| d.0),
     };
     let password = match source(&a.password) {
         Some(s) => PasswordChange::Set(read_password(s, true)?),
@@ -189,7 +195,13 @@ async fn show<U: UserAdmin>(users: &U, name: &str, as_json: bool) -> Result<()> 
                     println!("  {line}");
                 }
             }
-            (attr::EXPIRES_AT, Value::Number(n)) => match n.as_i64() {
+            (
+                attr::EXPIRES_AT
+                | attr::LAST_LOGIN_AT
+                | attr::PASSWORD_CHANGED_AT
+                | attr::ENABLED_AT,
+                Value::Number(n),
+            ) => match n.as_i64() {
                 Some(t) => println!("{k:<22}{}", dates::format_date(t)),
                 None => println!("{k:<22}{v}"),
             },
@@ -226,7 +238,15 @@ fn key_lines(keys: &[KeyEntry]) -> Vec<String> {
         .collect()
 }
 
-async fn list<U: UserAdmin>(users: &U, as_json: bool) -> Result<()> {
+/// A date attribute of a record shown for display (`None` when absent or not a whole number).
+fn epoch(record: &Map<String, Value>, name: &str) -> Option<i64> {
+    record.get(name).and_then(Value::as_i64)
+}
+
+/// Lists users; with `inactive` (seconds), only those whose last sign of life (the latest of
+/// `lastLoginAt`, `passwordChangedAt`, `enabledAt`, as the auth function judges inactivity) is
+/// at least that old.
+async fn list<U: UserAdmin>(users: &U, as_json: bool, inactive: Option<i64>) -> Result<()> {
     let mut all = Vec::new();
     let mut start = None;
     loop {
@@ -245,13 +265,28 @@ async fn list<U: UserAdmin>(users: &U, as_json: bool) -> Result<()> {
             .and_then(Value::as_str)
             .cmp(&b.get(attr::USERNAME).and_then(Value::as_str))
     });
+    let mut undated = 0;
+    if let Some(age) = inactive {
+        let now = ferry_core::app::now_epoch();
+        all.retain(|u| {
+            let since = last_sign_of_life(
+                epoch(u, attr::LAST_LOGIN_AT),
+                epoch(u, attr::PASSWORD_CHANGED_AT),
+                epoch(u, attr::ENABLED_AT),
+            );
+            if since.is_none() {
+                undated += 1;
+            }
+            since.is_some_and(|t| at_least_old(t, age, now))
+        });
+    }
     if as_json {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
     println!(
-        "{:<32} {:<9} {:<8} {:<5} HOME",
-        "USERNAME", "STATUS", "PASSWORD", "KEYS"
+        "{:<32} {:<9} {:<8} {:<5} {:<20} HOME",
+        "USERNAME", "STATUS", "PASSWORD", "KEYS", "LAST LOGIN"
     );
     for u in &all {
         let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
@@ -270,17 +305,25 @@ async fn list<U: UserAdmin>(users: &U, as_json: bool) -> Result<()> {
         } else {
             ""
         };
+        let last_login =
+            epoch(u, attr::LAST_LOGIN_AT).map_or_else(|| "never".to_owned(), dates::format_date);
         println!(
-            "{:<32} {:<9} {:<8} {:<5} /{}/{}{chroot}",
+            "{:<32} {:<9} {:<8} {:<5} {:<20} /{}/{}{chroot}",
             s(attr::USERNAME),
             status,
             s("password"),
             keys,
+            last_login,
             s(attr::BUCKET),
             s(attr::HOME).trim_matches('/')
         );
     }
     eprintln!("{} user(s)", all.len());
+    if undated > 0 {
+        eprintln!(
+            "{undated} user(s) not judged: no last login, password date or creation date (made before ferry recorded them)"
+        );
+    }
     Ok(())
 }
 
@@ -365,8 +408,14 @@ where
             default_role_arn: a.default_role_arn,
             salt_cache: Duration::ZERO,
             policy_cache: Duration::ZERO,
+            // One login per process: there is no repeat to serve.
+            verified_cache: Duration::ZERO,
         },
-    );
+    )
+    // The auth function's default limits, from the same variables.
+    .with_lifecycle(ferry_core::config::lifecycle_config(&|k| {
+        std::env::var(k).ok()
+    })?);
     let request = AuthRequest {
         username,
         credential,

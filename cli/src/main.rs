@@ -78,11 +78,15 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List every user, page by page
+    /// List every user, page by page, with their last login
     List {
         /// Print JSON
         #[arg(long)]
         json: bool,
+        /// Only users with no sign of life (a login, a password set, being created or enabled)
+        /// for at least AGE, such as 90d or 12h. Users with none of these dates are not listed.
+        #[arg(long, value_name = "AGE")]
+        inactive: Option<String>,
     },
     /// Refuse every login of a user from now on
     Disable {
@@ -194,6 +198,14 @@ struct AddArgs {
     /// Account expiry: YYYY-MM-DD (UTC midnight), RFC 3339 or epoch seconds
     #[arg(long)]
     expires: Option<String>,
+    /// Refuse the user after this many days without a login (0: never, whatever the auth
+    /// function's DISABLE_AFTER_INACTIVE_DAYS; `default`: that default again)
+    #[arg(long = "disable-after-inactive-days", value_name = "DAYS", value_parser = days_or_default)]
+    disable_after_inactive_days: Option<DaysOrDefault>,
+    /// Refuse the user's password this many days after it was set (0: never, whatever the auth
+    /// function's PASSWORD_MAX_AGE_DAYS; `default`: that default again)
+    #[arg(long = "password-max-age-days", value_name = "DAYS", value_parser = days_or_default)]
+    password_max_age_days: Option<DaysOrDefault>,
     /// Change an existing user: given options replace stored ones, the rest is kept
     #[arg(long)]
     update: bool,
@@ -202,6 +214,20 @@ struct AddArgs {
     /// Create a user who logs in with keys only
     #[arg(long = "no-password", conflicts_with_all = ["password_stdin", "generate_password"])]
     no_password: bool,
+}
+
+/// A per-user limit as typed: whole days, or `default` (`None`: the auth function's default).
+#[derive(Debug, Clone, Copy)]
+struct DaysOrDefault(Option<u32>);
+
+fn days_or_default(text: &str) -> Result<DaysOrDefault, String> {
+    match text.trim() {
+        "default" => Ok(DaysOrDefault(None)),
+        days => days
+            .parse::<u32>()
+            .map(|d| DaysOrDefault(Some(d)))
+            .map_err(|_| format!("{text:?} is not a whole number of days or `default`")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::domain::defender::DefenderConfig;
+use crate::domain::lifecycle::Lifecycle;
 
 /// What the auth function needs to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,12 +14,18 @@ pub struct AuthConfig {
     pub default_role_arn: String,
     pub salt_cache: Duration,
     pub policy_cache: Duration,
+    /// How long a warm process remembers a right password (`VERIFIED_LOGIN_CACHE_SECONDS`,
+    /// default 60; 0 turns it off). The user record is read on every login regardless.
+    pub verified_cache: Duration,
     /// The seed design's table, while its users migrate (`LEGACY_USERS_TABLE`, optional).
     pub legacy_users_table: Option<String>,
     /// The defender's table (`DEFENDER_TABLE`, optional: unset, the defender is off).
     pub defender_table: Option<String>,
     /// The defender's rules: the documented defaults, with what the environment changes.
     pub defender: DefenderConfig,
+    /// The default inactivity and password-age limits (`DISABLE_AFTER_INACTIVE_DAYS`,
+    /// `PASSWORD_MAX_AGE_DAYS`, optional: unset or 0, no limit).
+    pub lifecycle: Lifecycle,
     /// The EventBridge bus audit events go to (`AUDIT_EVENT_BUS`, optional: unset, the audit
     /// log line is all).
     pub audit_event_bus: Option<String>,
@@ -98,6 +105,28 @@ pub fn defender_config(
         lock.cap = lock.cap.max(lock.first);
     }
     Ok(config)
+}
+
+/// The default account-lifecycle limits, each optional, in whole days: `DISABLE_AFTER_INACTIVE_DAYS`
+/// (a user without a sign of life for that long is refused) and `PASSWORD_MAX_AGE_DAYS` (a
+/// password set that long ago is refused). Unset, empty or `0`: no limit. A user's own
+/// `disableAfterInactiveDays` and `passwordMaxAgeDays` win over these.
+pub fn lifecycle_config(get: &impl Fn(&str) -> Option<String>) -> Result<Lifecycle, ConfigError> {
+    let days = |name: &'static str| -> Result<Option<u32>, ConfigError> {
+        optional(get, name)
+            .map(|v| {
+                v.trim().parse::<u32>().map_err(|_| ConfigError::Invalid {
+                    name,
+                    reason: "not a whole number of days",
+                })
+            })
+            .transpose()
+            .map(|d| d.filter(|d| *d > 0))
+    };
+    Ok(Lifecycle {
+        disable_after_inactive_days: days("DISABLE_AFTER_INACTIVE_DAYS")?,
+        password_max_age_days: days("PASSWORD_MAX_AGE_DAYS")?,
+    })
 }
 
 /// What the policy-validator function needs.
@@ -201,9 +230,11 @@ impl AuthConfig {
             default_role_arn,
             salt_cache: seconds("SALT_CACHE_SECONDS", 60)?,
             policy_cache: seconds("POLICY_CACHE_SECONDS", 300)?,
+            verified_cache: seconds("VERIFIED_LOGIN_CACHE_SECONDS", 60)?,
             legacy_users_table: optional(&get, "LEGACY_USERS_TABLE"),
             defender_table: optional(&get, "DEFENDER_TABLE"),
             defender: defender_config(&get)?,
+            lifecycle: lifecycle_config(&get)?,
             audit_event_bus: optional(&get, "AUDIT_EVENT_BUS"),
         })
     }
@@ -236,11 +267,73 @@ mod tests {
         let c = AuthConfig::from_lookup(env(&BASE)).unwrap();
         assert_eq!(c.salt_cache, Duration::from_secs(60));
         assert_eq!(c.policy_cache, Duration::from_secs(300));
+        assert_eq!(c.verified_cache, Duration::from_secs(60));
         assert_eq!(c.legacy_users_table, None);
         let mut pairs = BASE.to_vec();
         pairs.push(("LEGACY_USERS_TABLE", "seed-users"));
         let c = AuthConfig::from_lookup(env(&pairs)).unwrap();
         assert_eq!(c.legacy_users_table.as_deref(), Some("seed-users"));
+    }
+
+    #[test]
+    fn the_verified_login_cache_is_set_in_seconds_and_0_turns_it_off() {
+        for (value, want) in [("0", Duration::ZERO), (" 15 ", Duration::from_secs(15))] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("VERIFIED_LOGIN_CACHE_SECONDS", value));
+            let c = AuthConfig::from_lookup(env(&pairs)).unwrap();
+            assert_eq!(c.verified_cache, want, "{value:?}");
+        }
+        for bad in ["-1", "1m", ""] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("VERIFIED_LOGIN_CACHE_SECONDS", bad));
+            assert!(
+                matches!(
+                    AuthConfig::from_lookup(env(&pairs)),
+                    Err(ConfigError::Invalid {
+                        name: "VERIFIED_LOGIN_CACHE_SECONDS",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lifecycle_limits_are_optional_whole_days_and_0_means_none() {
+        let c = AuthConfig::from_lookup(env(&BASE)).unwrap();
+        assert_eq!(c.lifecycle, Lifecycle::default(), "unset: no limit");
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DISABLE_AFTER_INACTIVE_DAYS", " 90 "));
+        pairs.push(("PASSWORD_MAX_AGE_DAYS", "0"));
+        let c = AuthConfig::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(
+            c.lifecycle,
+            Lifecycle {
+                disable_after_inactive_days: Some(90),
+                password_max_age_days: None,
+            }
+        );
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PASSWORD_MAX_AGE_DAYS", "180"));
+        pairs.push(("DISABLE_AFTER_INACTIVE_DAYS", ""));
+        let c = AuthConfig::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.lifecycle.password_max_age_days, Some(180));
+        assert_eq!(c.lifecycle.disable_after_inactive_days, None);
+        for (name, bad) in [
+            ("DISABLE_AFTER_INACTIVE_DAYS", "90d"),
+            ("DISABLE_AFTER_INACTIVE_DAYS", "-1"),
+            ("PASSWORD_MAX_AGE_DAYS", "1.5"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((name, bad));
+            let err = AuthConfig::from_lookup(env(&pairs)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("environment variable {name} is invalid: not a whole number of days"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

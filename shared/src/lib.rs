@@ -9,9 +9,9 @@
 //! - [`app`]: the use cases (login and migration, rotation, validation verdicts, upload
 //!   processing, user administration), written against the ports.
 //! - [`ports`]: every trait the core needs from outside, with the one error type they share.
-//! - [`domain`]: the rules as pure code (request and record types, passwords, the keyring,
-//!   policies and their evaluator, the validator's checks, upload rules, the defender's rules,
-//!   audit events).
+//! - [`domain`]: the rules as pure code (request and record types, the account lifecycle,
+//!   passwords, the keyring, policies and their evaluator, the validator's checks, upload rules,
+//!   the defender's rules, audit events).
 //!
 //! `testing` (cargo feature `testing`) holds in-memory ports for fast tests of the use cases.
 //! `docs/architecture.md` says where a new feature goes.

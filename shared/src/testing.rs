@@ -71,6 +71,7 @@ pub struct MemoryUsers {
     pending: Mutex<Option<UserRecord>>,
     reads: AtomicUsize,
     writes: AtomicUsize,
+    touches: AtomicUsize,
 }
 
 impl MemoryUsers {
@@ -136,6 +137,12 @@ impl MemoryUsers {
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
     }
+
+    /// `touch_last_login` calls so far, whether or not their condition held (counted apart from
+    /// [`Self::writes`]: they fail with the same `fail_writes_with`).
+    pub fn touches(&self) -> usize {
+        self.touches.load(Ordering::SeqCst)
+    }
 }
 
 impl UserStore for MemoryUsers {
@@ -173,6 +180,7 @@ impl UserStore for MemoryUsers {
         username: &Username,
         new_hash: &str,
         salt_version: &str,
+        changed_at: i64,
     ) -> Result<bool, StoreError> {
         call(&self.writes, &self.write_fault, "users table")?;
         let mut records = lock(&self.records);
@@ -180,6 +188,24 @@ impl UserStore for MemoryUsers {
             Some(user) if user.password_hash.is_none() => {
                 user.password_hash = Some(new_hash.to_owned());
                 user.salt_version = Some(salt_version.to_owned());
+                user.password_changed_at = Some(changed_at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn touch_last_login(
+        &self,
+        username: &Username,
+        seen: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        call(&self.touches, &self.write_fault, "users table")?;
+        let mut records = lock(&self.records);
+        match records.get_mut(username) {
+            Some(user) if user.last_login_at == seen => {
+                user.last_login_at = Some(now);
                 Ok(true)
             }
             _ => Ok(false),

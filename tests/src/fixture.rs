@@ -105,6 +105,23 @@ impl Fixture {
     }
 
     pub fn authenticator_with(&self, users: DynamoUserStore) -> AwsAuthenticator {
+        self.build_authenticator(users, Duration::from_secs(60))
+    }
+
+    /// As [`Self::authenticator`], remembering right passwords for `verified_cache` (zero: every
+    /// password login runs Argon2, as the benchmark's uncached series needs).
+    pub fn authenticator_remembering(&self, verified_cache: Duration) -> AwsAuthenticator {
+        self.build_authenticator(
+            DynamoUserStore::new(self.ddb.clone(), &self.table),
+            verified_cache,
+        )
+    }
+
+    fn build_authenticator(
+        &self,
+        users: DynamoUserStore,
+        verified_cache: Duration,
+    ) -> AwsAuthenticator {
         Authenticator::new(
             users,
             SecretsManagerSaltSource::new(self.secrets.clone(), &self.secret_id),
@@ -113,6 +130,7 @@ impl Fixture {
                 default_role_arn: DEFAULT_ROLE.into(),
                 salt_cache: Duration::from_secs(60),
                 policy_cache: Duration::from_secs(300),
+                verified_cache,
             },
         )
     }

@@ -667,3 +667,131 @@ async fn user_records_are_read_fresh_on_every_login() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_login_records_last_login_as_a_number_once_an_hour_and_never_creates_a_user() -> Result<()>
+{
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
+    use ferry_core::domain::username::Username;
+    use ferry_core::ports::UserStore;
+
+    let f = Fixture::new().await?;
+    f.put_user("lola", Some("pw"), json!({"publicKeys": [KEY_A]}))
+        .await?;
+    let last_login = || async {
+        let out = f
+            .ddb
+            .get_item()
+            .table_name(&f.table)
+            .key("username", AttributeValue::S("lola".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item.unwrap().get("lastLoginAt").cloned()
+    };
+    let auth = f.authenticator();
+    assert_eq!(
+        auth.handle_event(&event("lola", Some("pw"))).await["Role"],
+        DEFAULT_ROLE
+    );
+    let first = last_login().await;
+    let Some(AttributeValue::N(first_n)) = &first else {
+        panic!("lastLoginAt is not a number: {first:?}");
+    };
+    let t: i64 = first_n.parse()?;
+    assert!((now() - 5..=now()).contains(&t), "{t}");
+
+    // Within the hour neither flow writes again.
+    assert_eq!(
+        auth.handle_event(&event("lola", None)).await["PublicKeys"],
+        json!([KEY_A])
+    );
+    assert_eq!(
+        auth.handle_event(&event("lola", Some("pw"))).await["Role"],
+        DEFAULT_ROLE
+    );
+    assert_eq!(last_login().await, first, "unchanged within the hour");
+
+    // An hour-old value is replaced by the next login.
+    let hour_ago = now() - 3_600;
+    f.ddb
+        .update_item()
+        .table_name(&f.table)
+        .key("username", AttributeValue::S("lola".into()))
+        .update_expression("SET lastLoginAt = :t")
+        .expression_attribute_values(":t", AttributeValue::N(hour_ago.to_string()))
+        .send()
+        .await?;
+    assert_eq!(
+        auth.handle_event(&event("lola", None)).await["PublicKeys"],
+        json!([KEY_A])
+    );
+    let Some(AttributeValue::N(again)) = last_login().await else {
+        panic!("lastLoginAt went missing");
+    };
+    assert!(again.parse::<i64>()? > hour_ago);
+
+    // The adapter's condition: a stale value read loses, and a user who is not there (removed
+    // since the login read them) is not brought back as a stub item.
+    let store = DynamoUserStore::new(f.ddb.clone(), &f.table);
+    let lola = Username::parse("lola")?;
+    assert!(!store.touch_last_login(&lola, Some(hour_ago), now()).await?);
+    assert!(!store.touch_last_login(&lola, None, now()).await?);
+    let ghost = Username::parse("ghost")?;
+    assert!(!store.touch_last_login(&ghost, None, now()).await?);
+    assert!(f.item("ghost").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn inactive_users_and_old_passwords_are_refused_from_dynamodb_records() -> Result<()> {
+    use ferry_core::domain::lifecycle::{DAY, Lifecycle};
+
+    let f = Fixture::new().await?;
+    f.put_user(
+        "idle",
+        Some("pw"),
+        json!({"lastLoginAt": now() - 91 * DAY, "publicKeys": [KEY_A]}),
+    )
+    .await?;
+    f.put_user(
+        "old-pw",
+        Some("pw"),
+        json!({"lastLoginAt": now() - 60, "passwordChangedAt": now() - 31 * DAY, "publicKeys": [KEY_A]}),
+    )
+    .await?;
+    f.put_user(
+        "exempt",
+        Some("pw"),
+        json!({"lastLoginAt": now() - 400 * DAY, "disableAfterInactiveDays": 0}),
+    )
+    .await?;
+    let auth = f.authenticator().with_lifecycle(Lifecycle {
+        disable_after_inactive_days: Some(90),
+        password_max_age_days: Some(30),
+    });
+    for e in [event("idle", Some("pw")), event("idle", None)] {
+        assert_eq!(auth.handle_event(&e).await, json!({}));
+        assert_eq!(
+            auth.authenticate(&request(&e)).await,
+            Decision::Deny(DenyReason::Inactive)
+        );
+    }
+    assert_eq!(
+        auth.authenticate(&request(&event("old-pw", Some("pw"))))
+            .await,
+        Decision::Deny(DenyReason::PasswordExpired)
+    );
+    assert_eq!(
+        auth.handle_event(&event("old-pw", None)).await["PublicKeys"],
+        json!([KEY_A]),
+        "a key login does not use the password"
+    );
+    assert_eq!(
+        auth.handle_event(&event("exempt", Some("pw"))).await["Role"],
+        DEFAULT_ROLE
+    );
+    Ok(())
+}

@@ -584,3 +584,159 @@ async fn user_validate_write_records_the_verdict_of_a_user_whose_fields_are_stri
     assert_eq!(item["statusReason"], "ok", "{item}");
     Ok(())
 }
+
+#[tokio::test]
+async fn user_list_shows_last_logins_and_inactive_lists_users_without_a_sign_of_life_for_that_long()
+-> Result<()> {
+    const DAY: i64 = 86_400;
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    f.put_user(
+        "busy",
+        Some("pw"),
+        serde_json::json!({"lastLoginAt": now - 10 * DAY}),
+    )
+    .await?;
+    f.put_user(
+        "idle",
+        Some("pw"),
+        serde_json::json!({"lastLoginAt": now - 100 * DAY}),
+    )
+    .await?;
+    // Never logged in: judged from when the password was set.
+    f.put_user(
+        "unused",
+        Some("pw"),
+        serde_json::json!({"passwordChangedAt": now - 120 * DAY}),
+    )
+    .await?;
+    // A record from before these dates existed: not judged.
+    f.put_user("undated", Some("pw"), serde_json::json!({}))
+        .await?;
+
+    let listed = ferry.ok(&["user", "list"], "");
+    let row = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        listed.lines().next().unwrap().contains("LAST LOGIN"),
+        "{listed}"
+    );
+    assert!(row("undated").contains(" never "), "{listed}");
+    assert!(row("unused").contains(" never "), "{listed}");
+    let idle_date = ferry_core::domain::dates::format_date(now - 100 * DAY);
+    assert!(row("idle").contains(&idle_date), "{listed}");
+
+    let out = ferry.run(&["user", "list", "--inactive", "90d"], "");
+    assert!(out.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let names: Vec<&str> = stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["idle", "unused"], "{stdout}");
+    assert!(stderr.contains("2 user(s)"), "{stderr}");
+    assert!(stderr.contains("1 user(s) not judged"), "{stderr}");
+
+    let json: Value =
+        serde_json::from_str(&ferry.ok(&["user", "list", "--inactive", "9d", "--json"], ""))?;
+    assert_eq!(json.as_array().unwrap().len(), 3, "{json}");
+    let json: Value =
+        serde_json::from_str(&ferry.ok(&["user", "list", "--inactive", "2400h", "--json"], ""))?;
+    assert_eq!(json.as_array().unwrap().len(), 2, "100 days: {json}");
+
+    let bad = ferry.run(&["user", "list", "--inactive", "90"], "");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an age"));
+
+    // `ferry login` judges as the auth function does, with its environment's default limits.
+    let login = |name: &str, limit: &str| {
+        let mut cmd = Command::new(workspace_binary("ferry").unwrap());
+        cmd.args(["login", name, "--password-stdin"])
+            .env("USERS_TABLE", &f.table)
+            .env("SALT_SECRET_ID", &f.secret_id)
+            .env("DISABLE_AFTER_INACTIVE_DAYS", limit);
+        let out = run_with_stdin(cmd, "pw\n").unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = login("idle", "90");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("denied: inactive"), "{err}");
+    assert_eq!(login("busy", "90").0, Some(0));
+    assert_eq!(login("idle", "0").0, Some(0), "0: no limit");
+    // That login was recorded: idle is no longer inactive.
+    let json: Value =
+        serde_json::from_str(&ferry.ok(&["user", "list", "--inactive", "90d", "--json"], ""))?;
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert_eq!(names, ["unused"], "{json}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn user_add_sets_and_removes_a_users_own_lifecycle_limits() -> Result<()> {
+    let f = Fixture::new().await?;
+    let ferry = Ferry { f: &f };
+    let mut args = add_args(&f, "lim");
+    args.extend([
+        "--password-stdin",
+        "--disable-after-inactive-days",
+        "30",
+        "--password-max-age-days",
+        "0",
+    ]);
+    ferry.ok(&args, "lim-pass\n");
+    let shown: Value = serde_json::from_str(&ferry.ok(&["user", "show", "lim", "--json"], ""))?;
+    assert_eq!(shown["disableAfterInactiveDays"], 30, "{shown}");
+    assert_eq!(shown["passwordMaxAgeDays"], 0, "{shown}");
+    assert!(shown["passwordChangedAt"].is_i64(), "{shown}");
+    assert!(shown["enabledAt"].is_i64(), "{shown}");
+    ferry.ok(
+        &[
+            "user",
+            "add",
+            "lim",
+            "--update",
+            "--disable-after-inactive-days",
+            "default",
+        ],
+        "",
+    );
+    let shown: Value = serde_json::from_str(&ferry.ok(&["user", "show", "lim", "--json"], ""))?;
+    assert!(shown.get("disableAfterInactiveDays").is_none(), "{shown}");
+    assert_eq!(shown["passwordMaxAgeDays"], 0, "{shown}");
+    let bad = ferry.run(
+        &[
+            "user",
+            "add",
+            "lim",
+            "--update",
+            "--password-max-age-days",
+            "soon",
+        ],
+        "",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not a whole number of days or `default`")
+    );
+    Ok(())
+}

@@ -21,7 +21,12 @@ fn good(name: &str) -> Option<String> {
             "DEFAULT_ROLE_ARN" => "arn:aws:iam::123456789012:role/ferry-user",
             "ALLOWED_ROLE_ACCOUNT" => "123456789012",
             "ALLOWED_ROLE_PATH" => "/transfer/",
-            "SALT_CACHE_SECONDS" | "POLICY_CACHE_SECONDS" | "MAX_OBJECT_BYTES" => "60",
+            "SALT_CACHE_SECONDS"
+            | "POLICY_CACHE_SECONDS"
+            | "VERIFIED_LOGIN_CACHE_SECONDS"
+            | "DISABLE_AFTER_INACTIVE_DAYS"
+            | "PASSWORD_MAX_AGE_DAYS"
+            | "MAX_OBJECT_BYTES" => "60",
             "DEFENDER_SOURCE_THRESHOLD"
             | "DEFENDER_PAIR_THRESHOLD"
             | "DEFENDER_BAN_SECONDS"
@@ -491,4 +496,40 @@ fn the_defender_table_holds_what_its_store_writes_and_the_auth_function_only_the
             "dynamodb:DeleteItem",
         ])
     );
+}
+
+#[test]
+fn audit_events_go_to_the_stacks_own_bus_and_refused_logins_raise_an_alarm_per_server() {
+    let t = template();
+    let bus = resource(&t, "AuditBus");
+    assert_eq!(text(at(bus, &["Type"])), "AWS::Events::EventBus");
+    assert_eq!(text(at(bus, &["Condition"])), "HasAuditEvents");
+    let auth = at(resource(&t, "AuthFunction"), &["Properties"]);
+    let (condition, bus_ref) =
+        if_then(at(auth, &["Environment", "Variables", "AUDIT_EVENT_BUS"])).unwrap();
+    assert_eq!((condition, text(bus_ref)), ("HasAuditEvents", "AuditBus"));
+    // PutEvents, on that bus alone, and only when it exists.
+    let put_events: Vec<&Yaml> = at(auth, &["Policies"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| at(p, &["Statement"]).as_sequence().unwrap())
+        .filter(|s| format!("{s:?}").contains("events:"))
+        .collect();
+    assert_eq!(put_events.len(), 1);
+    let (condition, statement) = if_then(put_events[0]).unwrap();
+    assert_eq!(condition, "HasAuditEvents");
+    assert_eq!(text(at(statement, &["Action"])), "events:PutEvents");
+    assert!(format!("{:?}", at(statement, &["Resource"])).contains("AuditBus"));
+    // The metric the alarm watches is the auth function's refused logins, per Transfer server.
+    let failures = at(resource(&t, "LoginFailuresMetric"), &["Properties"]);
+    let pattern = text(at(failures, &["FilterPattern"]));
+    assert!(
+        pattern.contains(r#"$.target = "ferry::audit""#)
+            && pattern.contains(r#"$.fields.outcome = "deny""#)
+    );
+    let alarm = at(resource(&t, "LoginFailuresAlarm"), &["Properties"]);
+    assert_eq!(text(at(alarm, &["MetricName"])), "LoginFailures");
+    let dims = at(alarm, &["Dimensions"]).as_sequence().unwrap();
+    assert_eq!(text(at(&dims[0], &["Name"])), "ServerId");
 }

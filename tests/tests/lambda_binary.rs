@@ -126,6 +126,18 @@ async fn the_auth_binary_answers_every_sample_event_and_unreadable_payloads() ->
         logs.contains("\"target\":\"ferry::audit\""),
         "audit lines are JSON: {logs:.500}"
     );
+    // The template's metric filters read these paths: keep them where they are.
+    let audit: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["target"] == "ferry::audit" && l["fields"]["message"] == "login")
+        .expect("a JSON audit line");
+    for field in ["outcome", "reason", "server_id"] {
+        assert!(
+            audit["fields"][field].is_string(),
+            "fields.{field} in {audit}"
+        );
+    }
     for secret in SECRETS {
         assert!(!logs.contains(secret), "logs must not contain {secret:?}");
     }

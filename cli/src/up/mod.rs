@@ -126,6 +126,7 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
                 default_role_arn: "arn:aws:iam::000000000000:role/ferry-local".into(),
                 salt_cache: Duration::from_secs(60),
                 policy_cache: Duration::from_secs(300),
+                verified_cache: Duration::from_secs(60),
             },
         );
         let objects = Arc::new(S3Objects::new(s3_client(&sdk)));
@@ -168,6 +169,12 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             // Local files change under the operator's hand: read them fresh.
             salt_cache: Duration::ZERO,
             policy_cache: Duration::ZERO,
+            // Safe with files read fresh: the record and the keyring are still read on every
+            // login, and an entry is keyed by the stored hash, its salt version and the salt
+            // itself (through the peppered password), so any edit of the password, the hash or
+            // the keyring makes it miss. What it saves is the Argon2 run of a client that
+            // reconnects (scripts, sync tools), as on the Lambda.
+            verified_cache: Duration::from_secs(60),
         },
     );
     let on_upload = (!a.no_processing).then(|| {

@@ -53,6 +53,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             default_role_arn: config.default_role_arn,
             salt_cache: config.salt_cache,
             policy_cache: config.policy_cache,
+            verified_cache: config.verified_cache,
         },
     )
     // Without LEGACY_USERS_TABLE this is switched off and costs nothing.
@@ -64,7 +65,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .with_defender(
         DynamoFailureStore::new(dynamodb, config.defender_table),
         config.defender,
-    );
+    )
+    // Without DISABLE_AFTER_INACTIVE_DAYS and PASSWORD_MAX_AGE_DAYS only users' own limits apply.
+    .with_lifecycle(config.lifecycle);
     if let Some(sink) = audit {
         authenticator = authenticator.with_audit(sink);
     }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod dates;
 pub mod defender;
 pub mod keyring;
+pub mod lifecycle;
 pub mod password;
 pub mod policy;
 pub mod policy_checks;

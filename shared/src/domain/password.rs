@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Longest password accepted, in bytes; anything longer is refused before hashing.
@@ -97,6 +97,39 @@ pub fn pepper(salt: &str, password: &Password) -> [u8; 32] {
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(password.expose().as_bytes());
     mac.finalize().into_bytes().into()
+}
+
+/// The key under which a warm process may remember that a password verified against a user's
+/// stored hash: SHA-256 over a label, the username, the stored PHC string, the salt version and
+/// the peppered MAC of the offered password ([`pepper`]), each length-prefixed so that no two
+/// different tuples run together into the same input.
+///
+/// Everything the verification depended on is bound: another password gives another MAC; a new
+/// hash of the same password (a re-hash, `ferry passwd`) is another PHC string, since each has its
+/// own random salt; a record moved to another salt version names another version (and another
+/// salt, so another MAC). So an entry made for one of these never matches after a change, and
+/// nothing has to be invalidated by hand.
+///
+/// The password is not in the key, and the key cannot be tried against without the salt the MAC
+/// is keyed by (the keyring's secret). It is a fast hash, though: whoever can read the process's
+/// memory (the keyring included) could test guesses against it at SHA-256 speed rather than
+/// Argon2's. That reader also sees every password in flight, and an entry lives only as long as
+/// the cache's TTL after a login whose password passed through that memory, so the exposure it
+/// adds is small and bounded; a cache that is off (TTL 0) computes no key at all.
+pub fn verified_login_key(
+    username: &str,
+    phc: &str,
+    salt_version: &str,
+    peppered: &[u8; 32],
+) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"ferry verified-login v1");
+    for part in [username.as_bytes(), phc.as_bytes(), salt_version.as_bytes()] {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part);
+    }
+    digest.update(peppered);
+    digest.finalize().into()
 }
 
 /// Hashes `password` under `salt` with the default cost and a fresh 16-byte random salt (from the
@@ -324,6 +357,35 @@ mod tests {
         );
         assert!(Password::parse("x".repeat(1024)).is_ok());
         assert_eq!(format!("{:?}", pw("hunter2")), "Password(<7 bytes>)");
+    }
+
+    #[test]
+    fn the_verified_login_key_changes_with_each_thing_it_binds() {
+        let mac = pepper("salt-two", &pw("pw"));
+        let base = verified_login_key("alice", "$argon2id$hash", "2", &mac);
+        assert_eq!(
+            base,
+            verified_login_key("alice", "$argon2id$hash", "2", &mac),
+            "the same inputs, the same key"
+        );
+        let others = [
+            verified_login_key("alicf", "$argon2id$hash", "2", &mac),
+            verified_login_key("alice", "$argon2id$hasi", "2", &mac),
+            verified_login_key("alice", "$argon2id$hash", "3", &mac),
+            verified_login_key(
+                "alice",
+                "$argon2id$hash",
+                "2",
+                &pepper("salt-two", &pw("pX")),
+            ),
+            verified_login_key("alice", "$argon2id$hash", "2", &pepper("salt-3", &pw("pw"))),
+            // Shifting a byte from one field into the next is another key, too.
+            verified_login_key("alic", "e$argon2id$hash", "2", &mac),
+            verified_login_key("alice", "$argon2id$has", "h2", &mac),
+        ];
+        for (i, other) in others.iter().enumerate() {
+            assert_ne!(&base, other, "variant {i}");
+        }
     }
 
     #[test]

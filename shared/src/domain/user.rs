@@ -110,6 +110,17 @@ pub struct UserRecord {
     pub posix_profile: Option<PosixProfile>,
     pub status: Status,
     pub expires_at: Option<i64>,
+    /// The last recorded login (epoch seconds; coarse: see `crate::domain::lifecycle`).
+    pub last_login_at: Option<i64>,
+    /// When a password was last set by an operator or a migration (not by a re-hash, which keeps
+    /// the same password).
+    pub password_changed_at: Option<i64>,
+    /// When an operator created or last enabled the user.
+    pub enabled_at: Option<i64>,
+    /// This user's inactivity limit in days, over the default (`0`: none).
+    pub disable_after_inactive_days: Option<u32>,
+    /// This user's password maximum age in days, over the default (`0`: none).
+    pub password_max_age_days: Option<u32>,
     /// Whether the home is a chroot (one mapping of `/`), as opposed to explicit mappings.
     pub chroot: bool,
     /// Attributes outside the model, kept so that rewriting a record never drops them.
@@ -127,6 +138,7 @@ impl fmt::Debug for UserRecord {
             .field("home", &self.home)
             .field("status", &self.status)
             .field("keys", &self.public_keys.len())
+            .field("last_login_at", &self.last_login_at)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +233,16 @@ pub struct StoredRecord {
     pub status: Option<Status>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_changed_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_after_inactive_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_max_age_days: Option<u32>,
     /// Every other attribute, kept as it was.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -247,6 +269,14 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expiresAt";
     pub const POSIX_PROFILE: &str = "posixProfile";
     pub const STATUS: &str = "status";
+    /// The account lifecycle (`crate::domain::lifecycle`): the last recorded login (written by
+    /// logins, conditionally, at most once an hour), when a password was last set, when an
+    /// operator created or enabled the user, and the user's own limits.
+    pub const LAST_LOGIN_AT: &str = "lastLoginAt";
+    pub const PASSWORD_CHANGED_AT: &str = "passwordChangedAt";
+    pub const ENABLED_AT: &str = "enabledAt";
+    pub const DISABLE_AFTER_INACTIVE_DAYS: &str = "disableAfterInactiveDays";
+    pub const PASSWORD_MAX_AGE_DAYS: &str = "passwordMaxAgeDays";
     /// Written by the policy validator (kept in [`super::StoredRecord::extra`]).
     pub const STATUS_REASON: &str = "statusReason";
     pub const VALIDATED_AT: &str = "validatedAt";
@@ -382,6 +412,11 @@ impl UserRecord {
             posix_profile: raw.posix_profile,
             status: raw.status.unwrap_or(Status::Active),
             expires_at: raw.expires_at,
+            last_login_at: raw.last_login_at,
+            password_changed_at: raw.password_changed_at,
+            enabled_at: raw.enabled_at,
+            disable_after_inactive_days: raw.disable_after_inactive_days,
+            password_max_age_days: raw.password_max_age_days,
             chroot,
             extra: raw.extra,
         })
@@ -426,6 +461,11 @@ impl UserRecord {
             posix_profile: self.posix_profile.clone(),
             status: Some(self.status),
             expires_at: self.expires_at,
+            last_login_at: self.last_login_at,
+            password_changed_at: self.password_changed_at,
+            enabled_at: self.enabled_at,
+            disable_after_inactive_days: self.disable_after_inactive_days,
+            password_max_age_days: self.password_max_age_days,
             extra: self.extra.clone(),
         }
     }
@@ -703,6 +743,12 @@ mod tests {
                 "username key is not stored lowercase",
             ),
             (json!({"expiresAt": "tomorrow"}), "expected i64"),
+            (json!({"lastLoginAt": "yesterday"}), "expected i64"),
+            (
+                json!({"disableAfterInactiveDays": -1}),
+                "invalid value: integer `-1`, expected u32",
+            ),
+            (json!({"passwordMaxAgeDays": 1.5}), "expected u32"),
             (json!({"status": "banned"}), "unknown variant `banned`"),
             (
                 json!({"allowedIps": ["10.0.0.0/33"]}),
@@ -735,6 +781,8 @@ mod tests {
         for extra in [
             json!({}),
             json!({"chroot": true, "status": "disabled", "expiresAt": 5, "uploadRules": {"maxObjectBytes": 3}}),
+            json!({"lastLoginAt": 1_800_000_000, "passwordChangedAt": 1_700_000_000, "enabledAt": 1_600_000_000,
+                   "disableAfterInactiveDays": 90, "passwordMaxAgeDays": 0}),
             json!({"homeDirectoryType": "LOGICAL", "homeDirectoryDetails": [{"Entry": "/in", "Target": "/b1/x/in", "Type": "DIRECTORY"}],
                    "allowedIps": ["10.1.2.3/16", "192.0.2.7"], "allowedServers": ["s-1"], "protocols": ["sftp"],
                    "publicKeys": [KEY, {"key": KEY, "expiresAt": 9}], "roleArn": "arn:aws:iam::123456789012:role/r",
@@ -751,7 +799,8 @@ mod tests {
     fn the_attribute_names_are_the_stored_record_s_own() {
         let user = with(json!({"chroot": true, "expiresAt": 5, "allowedIps": ["10.0.0.0/8"], "allowedServers": ["s"],
             "protocols": ["SFTP"], "publicKeys": [KEY], "roleArn": "arn:aws:iam::123456789012:role/r",
-            "posixProfile": {"Uid": 1, "Gid": 2}})).unwrap();
+            "posixProfile": {"Uid": 1, "Gid": 2}, "lastLoginAt": 7, "passwordChangedAt": 6, "enabledAt": 5,
+            "disableAfterInactiveDays": 90, "passwordMaxAgeDays": 30})).unwrap();
         let json = user.to_json();
         for name in [
             attr::USERNAME,
@@ -769,6 +818,11 @@ mod tests {
             attr::POSIX_PROFILE,
             attr::STATUS,
             attr::EXPIRES_AT,
+            attr::LAST_LOGIN_AT,
+            attr::PASSWORD_CHANGED_AT,
+            attr::ENABLED_AT,
+            attr::DISABLE_AFTER_INACTIVE_DAYS,
+            attr::PASSWORD_MAX_AGE_DAYS,
         ] {
             assert!(json.get(name).is_some(), "{name} is not a stored attribute");
         }

@@ -14,7 +14,7 @@ pub fn parse_stored(raw: Option<serde_json::Value>) -> Result<Option<UserRecord>
         .transpose()
 }
 
-/// Reads user records, and makes the two writes a login can make.
+/// Reads user records, and makes the writes a login can make.
 pub trait UserStore: Send + Sync {
     /// One strongly consistent read by username: `None` when there is no such user.
     fn get_user(
@@ -34,13 +34,24 @@ pub trait UserStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Migration of a user whose record has no password yet (made by disabling a seed-design
-    /// user): sets the first hash only if the record exists and still has none; `Ok(false)`
-    /// otherwise.
+    /// user): sets the first hash, with `passwordChangedAt` = `changed_at`, only if the record
+    /// exists and still has none; `Ok(false)` otherwise.
     fn set_first_hash(
         &self,
         username: &Username,
         new_hash: &str,
         salt_version: &str,
+        changed_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records a login: sets `lastLoginAt` to `now` only if the record exists and its
+    /// `lastLoginAt` is still `seen` (`None`: still absent). `Ok(false)` when a concurrent login
+    /// (or anything else) changed it first; that value stands. Never creates a record.
+    fn touch_last_login(
+        &self,
+        username: &Username,
+        seen: Option<i64>,
+        now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Migration: writes a new user only if none exists; `Ok(false)` when one does.
@@ -230,8 +241,17 @@ impl<T: UserStore + ?Sized> UserStore for &T {
         username: &Username,
         new_hash: &str,
         salt_version: &str,
+        changed_at: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).set_first_hash(username, new_hash, salt_version)
+        (**self).set_first_hash(username, new_hash, salt_version, changed_at)
+    }
+    fn touch_last_login(
+        &self,
+        username: &Username,
+        seen: Option<i64>,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).touch_last_login(username, seen, now)
     }
     fn create_user(
         &self,
@@ -262,8 +282,17 @@ impl<T: UserStore + ?Sized> UserStore for std::sync::Arc<T> {
         username: &Username,
         new_hash: &str,
         salt_version: &str,
+        changed_at: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).set_first_hash(username, new_hash, salt_version)
+        (**self).set_first_hash(username, new_hash, salt_version, changed_at)
+    }
+    fn touch_last_login(
+        &self,
+        username: &Username,
+        seen: Option<i64>,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).touch_last_login(username, seen, now)
     }
     fn create_user(
         &self,

@@ -1,5 +1,5 @@
-//! The user store on DynamoDB: one strongly consistent GetItem per login; the two writes a login
-//! can make (re-hash, migration), both conditional; the `saltVersion-index` GSI that tells which
+//! The user store on DynamoDB: one strongly consistent GetItem per login; the writes a login
+//! can make (re-hash, migration, `lastLoginAt`), all conditional; the `saltVersion-index` GSI that tells which
 //! salt versions are still in use; and the seed design's legacy table.
 
 use std::collections::HashMap;
@@ -60,14 +60,20 @@ impl DynamoUserStore {
 
 impl DynamoUserStore {
     /// Sets `passwordHash` and `saltVersion` only if the stored hash is still `old` (or, with
-    /// `None`, only if the user exists and has none yet): `Ok(false)` when the condition failed.
+    /// `None`, only if the user exists and has none yet, and then `passwordChangedAt` to
+    /// `changed_at`): `Ok(false)` when the condition failed.
     async fn write_hash(
         &self,
         username: &Username,
         new_hash: &str,
         salt_version: &str,
         old: Option<&str>,
+        changed_at: Option<i64>,
     ) -> Result<bool, StoreError> {
+        let changed = match changed_at {
+            Some(_) => format!(", {} = :changed", attr::PASSWORD_CHANGED_AT),
+            None => String::new(),
+        };
         let mut update = self
             .client
             .update_item()
@@ -77,12 +83,16 @@ impl DynamoUserStore {
                 AttributeValue::S(username.as_str().to_owned()),
             )
             .update_expression(format!(
-                "SET {} = :new, {} = :version",
+                "SET {} = :new, {} = :version{changed}",
                 attr::PASSWORD_HASH,
                 attr::SALT_VERSION
             ))
             .expression_attribute_values(":new", AttributeValue::S(new_hash.to_owned()))
             .expression_attribute_values(":version", AttributeValue::S(salt_version.to_owned()));
+        if let Some(t) = changed_at {
+            update =
+                update.expression_attribute_values(":changed", AttributeValue::N(t.to_string()));
+        }
         update = match old {
             Some(old) => update
                 .condition_expression(format!("{} = :old", attr::PASSWORD_HASH))
@@ -133,7 +143,7 @@ impl UserStore for DynamoUserStore {
         new_hash: &str,
         salt_version: &str,
     ) -> Result<bool, StoreError> {
-        self.write_hash(username, new_hash, salt_version, Some(old_hash))
+        self.write_hash(username, new_hash, salt_version, Some(old_hash), None)
             .await
     }
 
@@ -143,9 +153,50 @@ impl UserStore for DynamoUserStore {
         username: &Username,
         new_hash: &str,
         salt_version: &str,
+        changed_at: i64,
     ) -> Result<bool, StoreError> {
-        self.write_hash(username, new_hash, salt_version, None)
+        self.write_hash(username, new_hash, salt_version, None, Some(changed_at))
             .await
+    }
+
+    #[instrument(skip_all, fields(table = %self.table, username = %username))]
+    async fn touch_last_login(
+        &self,
+        username: &Username,
+        seen: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // `attribute_exists(username)`: UpdateItem would otherwise create a stub item for a user
+        // removed since the login read them.
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                attr::USERNAME,
+                AttributeValue::S(username.as_str().to_owned()),
+            )
+            .update_expression(format!("SET {} = :now", attr::LAST_LOGIN_AT))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()));
+        update = match seen {
+            Some(seen) => update
+                .condition_expression(format!(
+                    "attribute_exists({}) AND {} = :seen",
+                    attr::USERNAME,
+                    attr::LAST_LOGIN_AT
+                ))
+                .expression_attribute_values(":seen", AttributeValue::N(seen.to_string())),
+            None => update.condition_expression(format!(
+                "attribute_exists({}) AND attribute_not_exists({})",
+                attr::USERNAME,
+                attr::LAST_LOGIN_AT
+            )),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn create_user(&self, record: &UserRecord) -> Result<bool, StoreError> {

@@ -287,12 +287,31 @@ impl UserStore for LocalStore {
         username: &Username,
         new_hash: &str,
         salt_version: &str,
+        changed_at: i64,
     ) -> Result<bool, StoreError> {
         let n = self.with_db(|db| {
             db.execute(
-                "UPDATE users SET record = json_set(record, '$.passwordHash', ?2, '$.saltVersion', ?3) \
+                "UPDATE users SET record = json_set(record, '$.passwordHash', ?2, '$.saltVersion', ?3, \
+                 '$.passwordChangedAt', ?4) \
                  WHERE username = ?1 AND json_extract(record, '$.passwordHash') IS NULL",
-                params![username.as_str(), new_hash, salt_version],
+                params![username.as_str(), new_hash, salt_version, changed_at],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn touch_last_login(
+        &self,
+        username: &Username,
+        seen: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // `IS` compares NULL with NULL as equal: `seen` absent matches a record without one.
+        let n = self.with_db(|db| {
+            db.execute(
+                "UPDATE users SET record = json_set(record, '$.lastLoginAt', ?3) \
+                 WHERE username = ?1 AND json_extract(record, '$.lastLoginAt') IS ?2",
+                params![username.as_str(), seen, now],
             )
         })?;
         Ok(n > 0)
@@ -661,6 +680,59 @@ mod tests {
         assert!(store.delete_user(&alice).await.unwrap());
         assert!(!store.delete_user(&alice).await.unwrap());
         assert!(store.get_user(&alice).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn last_login_is_touched_only_over_the_value_read_and_never_creates_a_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store.put_user(&user("alice"), false).await.unwrap();
+        let alice = Username::parse("alice").unwrap();
+        assert!(store.touch_last_login(&alice, None, 100).await.unwrap());
+        let raw = store.get_raw(&alice).await.unwrap().unwrap();
+        assert_eq!(raw["lastLoginAt"], json!(100), "stored as a number");
+        assert!(
+            !store.touch_last_login(&alice, None, 200).await.unwrap(),
+            "another login wrote one meanwhile"
+        );
+        assert!(!store.touch_last_login(&alice, Some(99), 200).await.unwrap());
+        assert!(
+            store
+                .touch_last_login(&alice, Some(100), 5000)
+                .await
+                .unwrap()
+        );
+        let stored = store.get_user(&alice).await.unwrap().unwrap();
+        assert_eq!(stored.last_login_at, Some(5000));
+        assert_eq!(
+            stored.home_prefix, "alice",
+            "the rest of the record is kept"
+        );
+        let nobody = Username::parse("nobody").unwrap();
+        assert!(!store.touch_last_login(&nobody, None, 1).await.unwrap());
+        assert!(store.get_raw(&nobody).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_first_hash_records_when_the_password_was_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store.put_user(&user("bob"), false).await.unwrap();
+        let bob = Username::parse("bob").unwrap();
+        assert!(
+            store
+                .set_first_hash(&bob, "$argon2id$v=19$m=19456,t=2,p=1$AAAA$BBBB", "1", 42)
+                .await
+                .unwrap()
+        );
+        let stored = store.get_user(&bob).await.unwrap().unwrap();
+        assert_eq!(stored.password_changed_at, Some(42));
+        assert!(
+            !store
+                .set_first_hash(&bob, "$argon2id$x", "1", 43)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

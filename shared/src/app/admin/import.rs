@@ -163,6 +163,7 @@ fn read_row(
                 .as_deref()
                 .map(dates::parse_date)
                 .transpose()?,
+            ..Changes::default()
         },
     })
 }
@@ -183,7 +184,11 @@ impl<U: UserAdmin + UserStore, S: SaltSource> Admin<U, S> {
         }
         let has_keys = !row.changes.keys.is_empty()
             || stored.as_ref().is_some_and(|s| !s.public_keys.is_empty());
-        let mut record = stored.unwrap_or_default();
+        // A new user is created now: the inactivity clock of one who never logs in starts here.
+        let mut record = stored.unwrap_or_else(|| crate::domain::user::StoredRecord {
+            enabled_at: Some(crate::app::now_epoch()),
+            ..Default::default()
+        });
         let changes = if exists {
             row.changes
         } else {

@@ -5,6 +5,7 @@
 
 pub mod import;
 
+use crate::app::now_epoch;
 use crate::app::verdicts::judge_record;
 use crate::domain::keyring::Keyring;
 use crate::domain::password::{HashError, Password, hash_password};
@@ -39,6 +40,11 @@ pub struct Changes {
     pub servers: Vec<String>,
     pub protocols: Vec<String>,
     pub expires_at: Option<i64>,
+    /// The user's own inactivity limit in days (`Some(0)`: none, whatever the default);
+    /// `Some(None)` removes it, so the default applies again.
+    pub disable_after_inactive_days: Option<Option<u32>>,
+    /// The user's own password maximum age in days, as above.
+    pub password_max_age_days: Option<Option<u32>>,
 }
 
 /// What happens to the password.
@@ -136,7 +142,11 @@ impl<U: UserAdmin + UserStore, S: SaltSource> Admin<U, S> {
         let mut record = if update {
             self.existing(username).await?
         } else {
-            StoredRecord::default()
+            // Created now: the inactivity clock of a user who never logs in starts here.
+            StoredRecord {
+                enabled_at: Some(now_epoch()),
+                ..StoredRecord::default()
+            }
         };
         let changes = if update {
             changes
@@ -180,7 +190,8 @@ impl<U: UserAdmin + UserStore, S: SaltSource> Admin<U, S> {
 
     /// Enables a user, only if the record passes the policy validator's checks (the same checks
     /// the validator runs on every change): a user marked `invalid`, or changed while disabled,
-    /// is not let back in unchecked.
+    /// is not let back in unchecked. `enabledAt` becomes now, which restarts the inactivity clock:
+    /// this is how an operator lets a user refused as inactive back in.
     pub async fn enable<P: PolicySource>(
         &self,
         username: &Username,
@@ -199,6 +210,7 @@ impl<U: UserAdmin + UserStore, S: SaltSource> Admin<U, S> {
             });
         }
         record.status = Some(Status::Active);
+        record.enabled_at = Some(now_epoch());
         record.extra.insert(
             attr::STATUS_REASON.to_owned(),
             serde_json::Value::from("ok"),
@@ -416,6 +428,12 @@ fn apply(record: &mut StoredRecord, username: &Username, c: Changes) -> Result<(
         c.protocols.iter().map(|p| p.to_ascii_uppercase()).collect(),
     );
     set(&mut record.expires_at, c.expires_at);
+    if let Some(days) = c.disable_after_inactive_days {
+        record.disable_after_inactive_days = days;
+    }
+    if let Some(days) = c.password_max_age_days {
+        record.password_max_age_days = days;
+    }
     if !c.keys.is_empty() {
         record.public_keys = c.keys.into_iter().map(|k| KeyEntry::new(k, None)).collect();
     }
@@ -432,7 +450,8 @@ fn apply(record: &mut StoredRecord, username: &Username, c: Changes) -> Result<(
     Ok(())
 }
 
-/// Hashes `password` under the keyring's current salt into the record.
+/// Hashes `password` under the keyring's current salt into the record, and notes when
+/// (`passwordChangedAt`, which the password maximum age counts from).
 fn put_hash(
     record: &mut StoredRecord,
     keyring: &Keyring,
@@ -440,6 +459,7 @@ fn put_hash(
 ) -> Result<(), AdminError> {
     record.password_hash = Some(hash_password(keyring.current_salt(), password)?);
     record.salt_version = Some(keyring.current_version().to_owned());
+    record.password_changed_at = Some(now_epoch());
     Ok(())
 }
 

@@ -358,3 +358,179 @@ async fn an_invalid_user_is_enabled_only_once_the_record_passes_the_validators_c
     assert_eq!(user.status, Status::Active);
     assert_eq!(user.extra["statusReason"], json!("ok"));
 }
+
+// ---- The account lifecycle's dates and limits ----
+
+/// Whether `t` is the clock's reading of a moment ago.
+fn just_now(t: Option<i64>) -> bool {
+    let now = crate::app::now_epoch();
+    t.is_some_and(|t| (now - 5..=now).contains(&t))
+}
+
+#[tokio::test]
+async fn add_and_passwd_note_when_the_password_was_set_and_a_new_user_when_they_were_created() {
+    let a = admin(Defaults::default());
+    let alice = name("alice");
+    a.add(
+        &alice,
+        changes(),
+        PasswordChange::Set(password("first-pass")),
+        false,
+    )
+    .await
+    .expect("added");
+    let user = a.users().record("alice").expect("stored");
+    assert!(just_now(user.password_changed_at), "{user:?}");
+    assert!(just_now(user.enabled_at), "created now");
+    assert_eq!(user.last_login_at, None, "no login yet");
+
+    // Dates from long ago, then each change: only a new password moves passwordChangedAt.
+    let mut old = user;
+    old.password_changed_at = Some(1);
+    old.enabled_at = Some(1);
+    old.last_login_at = Some(1);
+    a.users().insert(old);
+    let update = Changes {
+        home: Some("elsewhere".into()),
+        ..Changes::default()
+    };
+    a.add(&alice, update, PasswordChange::Keep, true)
+        .await
+        .expect("updated");
+    let kept = a.users().record("alice").expect("stored");
+    assert_eq!(
+        (
+            kept.password_changed_at,
+            kept.enabled_at,
+            kept.last_login_at
+        ),
+        (Some(1), Some(1), Some(1)),
+        "an update keeps every date"
+    );
+    a.set_password(&alice, &password("second-pass"))
+        .await
+        .expect("changed");
+    let changed = a.users().record("alice").expect("stored");
+    assert!(just_now(changed.password_changed_at));
+    assert_eq!(
+        (changed.enabled_at, changed.last_login_at),
+        (Some(1), Some(1))
+    );
+    // A new password through `add --update` counts as well.
+    let mut old = changed;
+    old.password_changed_at = Some(1);
+    a.users().insert(old);
+    a.add(
+        &alice,
+        Changes::default(),
+        PasswordChange::Set(password("third-pass")),
+        true,
+    )
+    .await
+    .expect("updated");
+    assert!(just_now(
+        a.users()
+            .record("alice")
+            .expect("stored")
+            .password_changed_at
+    ));
+}
+
+#[tokio::test]
+async fn a_keys_only_user_has_no_password_date_but_a_creation_date() {
+    let a = admin(Defaults::default());
+    let bob = name("bob");
+    let c = Changes {
+        keys: vec![KEY.into()],
+        ..changes()
+    };
+    a.add(&bob, c, PasswordChange::Remove, false)
+        .await
+        .expect("added");
+    let user = a.users().record("bob").expect("stored");
+    assert_eq!(user.password_changed_at, None);
+    assert!(just_now(user.enabled_at));
+}
+
+#[tokio::test]
+async fn enabling_a_user_restarts_their_inactivity_clock() {
+    use crate::domain::policy::{CANONICAL_SCOPE_DOWN, PolicyDocument};
+    use crate::domain::policy_checks::RecordRules;
+    use crate::testing::MemoryPolicies;
+    let a = admin(Defaults::default());
+    let alice = name("alice");
+    a.add(&alice, changes(), PasswordChange::Remove, false)
+        .await
+        .expect("added");
+    let mut old = a.users().record("alice").expect("stored");
+    old.enabled_at = Some(1);
+    old.last_login_at = Some(2);
+    a.users().insert(old);
+    let policies = MemoryPolicies::new();
+    policies.insert(
+        POLICY,
+        PolicyDocument::from_json(CANONICAL_SCOPE_DOWN).expect("json"),
+    );
+    a.enable(&alice, &policies, &RecordRules::default())
+        .await
+        .expect("enabled");
+    let user = a.users().record("alice").expect("stored");
+    assert!(just_now(user.enabled_at));
+    assert_eq!(user.last_login_at, Some(2), "no login is made up");
+}
+
+#[tokio::test]
+async fn a_users_own_limits_are_set_kept_and_removed() {
+    let a = admin(Defaults::default());
+    let alice = name("alice");
+    let c = Changes {
+        disable_after_inactive_days: Some(Some(30)),
+        password_max_age_days: Some(Some(0)),
+        ..changes()
+    };
+    a.add(&alice, c, PasswordChange::Remove, false)
+        .await
+        .expect("added");
+    let user = a.users().record("alice").expect("stored");
+    assert_eq!(
+        (user.disable_after_inactive_days, user.password_max_age_days),
+        (Some(30), Some(0))
+    );
+    a.add(&alice, Changes::default(), PasswordChange::Keep, true)
+        .await
+        .expect("updated");
+    let kept = a.users().record("alice").expect("stored");
+    assert_eq!(kept.disable_after_inactive_days, Some(30), "kept");
+    let back_to_default = Changes {
+        disable_after_inactive_days: Some(None),
+        ..Changes::default()
+    };
+    a.add(&alice, back_to_default, PasswordChange::Keep, true)
+        .await
+        .expect("updated");
+    let user = a.users().record("alice").expect("stored");
+    assert_eq!(
+        (user.disable_after_inactive_days, user.password_max_age_days),
+        (None, Some(0))
+    );
+}
+
+#[tokio::test]
+async fn an_import_notes_creation_and_password_dates() {
+    let a = admin(Defaults::default());
+    let csv = format!("username,password,home,public_keys\nann,ann-pass,ann,\nben,,ben,{KEY}\n");
+    let defaults = RowDefaults {
+        bucket: Some("ferry-data".into()),
+        policy_arn: Some(POLICY.into()),
+    };
+    let mut keyring = None;
+    for (_, row) in read_rows(csv.as_bytes(), &defaults).expect("header") {
+        a.import_row(row.expect("row"), false, &mut keyring)
+            .await
+            .expect("imported");
+    }
+    let ann = a.users().record("ann").expect("ann");
+    assert!(just_now(ann.password_changed_at) && just_now(ann.enabled_at));
+    let ben = a.users().record("ben").expect("ben");
+    assert!(ben.password_changed_at.is_none() && just_now(ben.enabled_at));
+}

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use super::{
     Authenticator, Decision, DenyReason, log_store_error, restriction_denial, store_denial,
 };
+use crate::app::now_epoch;
 use crate::domain::keyring::{Keyring, LEGACY_VERSION};
 use crate::domain::password::Password;
 use crate::domain::transfer::AuthRequest;
@@ -55,7 +56,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
         let hash = self.hash_current(password, keyring).await?;
         match self
             .users
-            .set_first_hash(&req.username, &hash, keyring.current_version())
+            .set_first_hash(&req.username, &hash, keyring.current_version(), now_epoch())
             .await
         {
             Ok(true) => {
@@ -117,6 +118,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             iam_policy_arn: Some(legacy.policy_arn),
             password_hash: Some(hash),
             salt_version: Some(keyring.current_version().to_owned()),
+            password_changed_at: Some(now_epoch()),
             status: Some(Status::Active),
             ..StoredRecord::default()
         };

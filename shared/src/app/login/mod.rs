@@ -16,8 +16,23 @@
 //! banned source or a throttled pair is refused on the spot, with no lookup, no Argon2 and no
 //! policy read, and answered as any denial is; a slowed account's password attempts wait before
 //! they are judged. Afterwards a refusal is counted and a right password clears its pair.
+//!
+//! The account lifecycle (`crate::domain::lifecycle`, limits from [`Authenticator::with_lifecycle`]
+//! and the record): an inactive account is refused in both flows, a password past its maximum age
+//! in the password flow, both judged where status and expiry are (after the one Argon2 run of a
+//! password login; before the pacing policy read of a key login). An allowed login records
+//! `lastLoginAt` when the stored one is missing or an hour old, with a conditional write made
+//! while the answer's policy is read; a write that loses or fails leaves the login as it was.
+//!
+//! With [`Settings::verified_cache`] above zero, a right password is remembered for that long
+//! (the `verified` module): the same password for the same stored hash and salt version skips Argon2,
+//! and only that; the record is read and judged on every login, and a record that would refuse the
+//! login never consults the cache, so every denial still costs its one Argon2 run.
 
 pub mod migration;
+mod verified;
+
+pub use verified::VERIFIED_LOGINS_KEPT;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,8 +49,9 @@ use crate::domain::defender::{
     AttemptKeys, Charge, DefenderConfig, Failure, Flow, Gate, KeyKind, Standing, Tally,
 };
 use crate::domain::keyring::Keyring;
+use crate::domain::lifecycle::{Lifecycle, login_worth_recording};
 use crate::domain::password::{
-    DUMMY_HASH, Password, Verifier, hash_password, needs_rehash, pepper,
+    DUMMY_HASH, Password, Verifier, hash_password, needs_rehash, pepper, verified_login_key,
 };
 use crate::domain::policy::{PolicyDocument, PolicyError};
 use crate::domain::source::is_private;
@@ -60,6 +76,10 @@ pub enum DenyReason {
     Disabled,
     Invalid,
     Expired,
+    /// No sign of life (login, password set, enable) for as long as the inactivity limit.
+    Inactive,
+    /// A password login with a password older than its maximum age.
+    PasswordExpired,
     IpNotAllowed,
     ServerNotAllowed,
     ProtocolNotAllowed,
@@ -92,6 +112,8 @@ impl DenyReason {
             Self::Disabled => "disabled",
             Self::Invalid => "invalid",
             Self::Expired => "expired",
+            Self::Inactive => "inactive",
+            Self::PasswordExpired => "password_expired",
             Self::IpNotAllowed => "ip_not_allowed",
             Self::ServerNotAllowed => "server_not_allowed",
             Self::ProtocolNotAllowed => "protocol_not_allowed",
@@ -119,6 +141,8 @@ impl DenyReason {
             | Self::Disabled
             | Self::Invalid
             | Self::Expired
+            | Self::Inactive
+            | Self::PasswordExpired
             | Self::InvalidRecord
             | Self::SaltVersionMissing => Failure::Refused,
             Self::IpNotAllowed | Self::ServerNotAllowed | Self::ProtocolNotAllowed => {
@@ -154,6 +178,9 @@ pub struct Settings {
     pub default_role_arn: String,
     pub salt_cache: Duration,
     pub policy_cache: Duration,
+    /// How long a right password is remembered, so that the same password for the same stored
+    /// hash skips Argon2 (zero: never). The record is still read on every login.
+    pub verified_cache: Duration,
 }
 
 type Cached<T> = (Instant, Arc<T>);
@@ -199,8 +226,12 @@ pub struct Authenticator<U, S, P, L = NoLegacy, D = NoDefender> {
     /// The policy of the last answer (see [`Self::pace_like_an_allow`]).
     last_policy_arn: Mutex<Option<String>>,
     policy_docs: Mutex<HashMap<String, Cached<PolicyDocument>>>,
+    /// Passwords verified within [`Settings::verified_cache`].
+    verified: verified::VerifiedLogins,
     /// Where audit events go besides the log line (EventBridge, a file); none by default.
     audit_sink: Option<Arc<dyn AuditSink>>,
+    /// The default inactivity and password-age limits (none unless set).
+    lifecycle: Lifecycle,
 }
 
 impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
@@ -212,6 +243,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             legacy: NoLegacy,
             defender: NoDefender,
             defender_config: DefenderConfig::default(),
+            verified: verified::VerifiedLogins::new(settings.verified_cache),
             settings,
             verifier: Arc::new(Verifier::new()),
             hashing: Arc::new(Semaphore::new(default_parallel_hashes())),
@@ -220,13 +252,12 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             last_policy_arn: Mutex::new(None),
             policy_docs: Mutex::new(HashMap::new()),
             audit_sink: None,
+            lifecycle: Lifecycle::default(),
         }
     }
 }
 
 impl<U, S, P, L, D> Authenticator<U, S, P, L, D> {
-    /// At most `n` password hashes or verifications at once (default: one per core). 0 is taken
-    /// as 1: a login must be able to make progress.
     /// Hands every login decision and every lock the defender begins to `sink` as an audit
     /// event (besides the log line every login writes anyway).
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
@@ -234,8 +265,24 @@ impl<U, S, P, L, D> Authenticator<U, S, P, L, D> {
         self
     }
 
+    /// At most `n` password hashes or verifications at once (default: one per core). 0 is taken
+    /// as 1: a login must be able to make progress.
     pub fn with_parallel_hashes(mut self, n: usize) -> Self {
         self.hashing = Arc::new(Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// The inactivity and password-age limits of users who set none of their own (default: no
+    /// limit). A builder rather than a [`Settings`] field, so that every entry point without
+    /// limits (the CLI's `login`, tests) is built as before.
+    pub fn with_lifecycle(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+
+    /// Remembers at most `n` verified logins (default [`VERIFIED_LOGINS_KEPT`]; 0: none).
+    pub fn with_verified_logins_kept(mut self, n: usize) -> Self {
+        self.verified = self.verified.with_capacity(n);
         self
     }
 }
@@ -257,7 +304,9 @@ impl<U, S, P, D> Authenticator<U, S, P, NoLegacy, D> {
             missing_versions: self.missing_versions,
             last_policy_arn: self.last_policy_arn,
             policy_docs: self.policy_docs,
+            verified: self.verified,
             audit_sink: self.audit_sink,
+            lifecycle: self.lifecycle,
         }
     }
 }
@@ -284,7 +333,9 @@ impl<U, S, P, L> Authenticator<U, S, P, L, NoDefender> {
             missing_versions: self.missing_versions,
             last_policy_arn: self.last_policy_arn,
             policy_docs: self.policy_docs,
+            verified: self.verified,
             audit_sink: self.audit_sink,
+            lifecycle: self.lifecycle,
         }
     }
 }
@@ -555,9 +606,33 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             ),
         };
         let peppered = pepper(&salt, password);
-        let verifier = Arc::clone(&self.verifier);
-        let verified = self
-            .hash_blocking(move || match verifier.verify(&phc, &peppered) {
+        // The verified-login cache: a key only for a real hash (it binds the user, the stored
+        // hash, the salt version and the peppered password, so no change can leave a stale match),
+        // and a hit only for a record that would let this login in as it stands now (status,
+        // expiry, address, server, protocol). A record that refuses the login, like a wrong
+        // password, runs Argon2 as before: no denial is answered sooner because of the cache.
+        let remembered = match (&user, &real) {
+            (Ok(Some(u)), Some((hash, _))) if self.verified.enabled() => Some(verified_login_key(
+                u.username.as_str(),
+                hash,
+                u.salt_version.as_deref().unwrap_or_default(),
+                &peppered,
+            )),
+            _ => None,
+        };
+        let hit = match (&user, &remembered) {
+            (Ok(Some(u)), Some(key)) => {
+                account_denial(u, &self.lifecycle, Flow::Password).is_none()
+                    && restriction_denial(u, req).is_none()
+                    && self.verified.contains(key, Instant::now())
+            }
+            _ => false,
+        };
+        let verified = if hit {
+            Ok(Ok(true))
+        } else {
+            let verifier = Arc::clone(&self.verifier);
+            self.hash_blocking(move || match verifier.verify(&phc, &peppered) {
                 Ok(ok) => Ok(ok),
                 Err(e) => {
                     // Keep the time equal even for a broken stored hash.
@@ -565,7 +640,8 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
                     Err(e)
                 }
             })
-            .await;
+            .await
+        };
         let known = keyring.as_ref().ok().cloned();
         let deny = |reason| Err((reason, known.clone()));
         let (user, keyring) = match (user, keyring) {
@@ -579,7 +655,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
                 return deny(DenyReason::KeyringUnavailable);
             }
             (Ok(Some(u)), Ok(k)) => {
-                if let Some(denied) = account_denial(&u) {
+                if let Some(denied) = account_denial(&u, &self.lifecycle, Flow::Password) {
                     return deny(denied);
                 }
                 if u.password_hash.is_none() {
@@ -592,7 +668,16 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             }
         };
         match verified {
-            Ok(Ok(true)) if real.is_some() => Ok((user, keyring)),
+            Ok(Ok(true)) if real.is_some() => {
+                // Only a verification Argon2 made is remembered, from when it ended (a hit does
+                // not extend its entry: the TTL runs from the last real verification).
+                if let Some(key) = remembered
+                    && !hit
+                {
+                    self.verified.remember(key, Instant::now());
+                }
+                Ok((user, keyring))
+            }
             Ok(Ok(_)) => deny(DenyReason::WrongPassword),
             Ok(Err(e)) => {
                 warn!(username = %user.username, error = %e, "stored password hash is unusable");
@@ -666,7 +751,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             Ok(Some(u)) => u,
         };
         let keys = user.live_keys(now_epoch());
-        let denied = account_denial(&user)
+        let denied = account_denial(&user, &self.lifecycle, Flow::PublicKey)
             .or_else(|| restriction_denial(&user, req))
             .or_else(|| keys.is_empty().then_some(DenyReason::NoKeys));
         if let Some(denied) = denied {
@@ -691,8 +776,40 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
         }
     }
 
-    /// Builds the answer for an authenticated user.
+    /// Builds the answer for an authenticated user and records the login meanwhile: the write
+    /// (at most one an hour per user) runs while the policy is read, so a login waits for the
+    /// longer of the two, not for both. With the policy cached, that one login of the hour waits
+    /// for the write; a refused key login (paced by a policy read only) does not, so a prober
+    /// could tell a user with a live key at most once an hour per user.
     async fn respond(&self, user: &UserRecord, public_keys: Option<Vec<String>>) -> Decision {
+        let (decision, ()) = tokio::join!(self.answer(user, public_keys), self.record_login(user));
+        decision
+    }
+
+    /// Sets `lastLoginAt` when the stored one is missing or an hour old, only over the value this
+    /// login read (a concurrent login that recorded it first wins). A failure is logged; the
+    /// login stands. Recorded for key logins too: Transfer checks the offered key after our
+    /// answer, so for a key login this is the last login we answered, not one Transfer let in.
+    async fn record_login(&self, user: &UserRecord) {
+        let now = now_epoch();
+        if !login_worth_recording(user.last_login_at, now) {
+            return;
+        }
+        match self
+            .users
+            .touch_last_login(&user.username, user.last_login_at, now)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                info!(username = %user.username, "last login not recorded: the record changed meanwhile");
+            }
+            Err(e) => log_store_error(&e, "recording the last login failed; the login stands"),
+        }
+    }
+
+    /// Builds the answer for an authenticated user.
+    async fn answer(&self, user: &UserRecord, public_keys: Option<Vec<String>>) -> Decision {
         *lock(&self.last_policy_arn) = Some(user.policy_arn.clone());
         let policy = match self.policy(&user.policy_arn).await {
             Ok(doc) => doc,
@@ -808,20 +925,28 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
         Ok(fresh)
     }
 
-    /// Forgets cached keyring and policies (the rotation function and tests use this).
+    /// Forgets cached keyring, policies and verified logins (the rotation function and tests
+    /// use this).
     pub fn clear_caches(&self) {
         *lock(&self.keyring) = None;
+        self.verified.clear();
         lock(&self.policy_docs).clear();
         lock(&self.missing_versions).clear();
     }
 }
 
-/// Status and expiry: these refuse every kind of login.
-fn account_denial(user: &UserRecord) -> Option<DenyReason> {
+/// Status, expiry and inactivity refuse every kind of login; a password past its maximum age
+/// refuses password logins (a key login does not use it). `lifecycle` holds the default limits.
+fn account_denial(user: &UserRecord, lifecycle: &Lifecycle, flow: Flow) -> Option<DenyReason> {
+    let now = now_epoch();
     match user.status {
         Status::Disabled => Some(DenyReason::Disabled),
         Status::Invalid => Some(DenyReason::Invalid),
-        Status::Active if user.is_expired(now_epoch()) => Some(DenyReason::Expired),
+        Status::Active if user.is_expired(now) => Some(DenyReason::Expired),
+        Status::Active if lifecycle.is_inactive(user, now) => Some(DenyReason::Inactive),
+        Status::Active if flow == Flow::Password && lifecycle.password_expired(user, now) => {
+            Some(DenyReason::PasswordExpired)
+        }
         Status::Active => None,
     }
 }

@@ -98,6 +98,7 @@ impl World {
             default_role_arn: DEFAULT_ROLE.to_owned(),
             salt_cache: ttl,
             policy_cache: ttl,
+            verified_cache: ttl,
         };
         Authenticator::new(&self.users, &self.salts, &self.policies, settings)
     }
@@ -718,7 +719,7 @@ async fn a_hash_already_current_is_left_alone() {
     let before = w.add("tess", Some("pw"), json!({}));
     allowed(w.auth().authenticate(&password("tess", "pw")).await);
     assert_eq!(w.users.writes(), 0);
-    assert_eq!(w.users.record("tess"), Some(before));
+    assert_eq!(stored_but_last_login(&w, "tess"), Some(before));
 }
 
 #[tokio::test]
@@ -737,7 +738,11 @@ async fn a_re_hash_that_loses_to_a_concurrent_change_keeps_that_change_and_the_l
     w.users.write_after_next_read(changed.clone());
     allowed(w.auth().authenticate(&password("xena", "old-pw")).await);
     assert_eq!(w.users.writes(), 1, "the re-hash was attempted");
-    assert_eq!(w.users.record("xena"), Some(changed), "and the change won");
+    assert_eq!(
+        stored_but_last_login(&w, "xena"),
+        Some(changed),
+        "and the change won"
+    );
     assert_ne!(Some(old), w.users.record("xena"));
 }
 
@@ -932,7 +937,11 @@ async fn a_seed_user_migrated_by_a_concurrent_login_before_our_write_is_judged_a
     let theirs = migrated_zoe(&w);
     w.users.write_after_next_read(theirs.clone());
     allowed(w.migrating().authenticate(&password("zoe", "zoe-pw")).await);
-    assert_eq!(w.users.record("zoe"), Some(theirs), "their record stands");
+    assert_eq!(
+        stored_but_last_login(&w, "zoe"),
+        Some(theirs),
+        "their record stands"
+    );
     assert!(!w.legacy.contains(&item));
 }
 
@@ -1898,4 +1907,560 @@ fn a_defended_login_is_a_future_any_thread_can_run_as_the_lambda_runtime_needs()
     let auth = w.defended();
     let event = direct_event("alice", Some("pw"));
     runs_anywhere(&auth.handle_event(&event));
+}
+
+// ---- The verified-login cache ----
+
+impl World {
+    /// An authenticator that remembers right passwords for `ttl` (its keyring and policies for
+    /// an hour, as `auth`'s).
+    fn remembering(&self, ttl: Duration) -> Auth<'_> {
+        let settings = Settings {
+            default_role_arn: DEFAULT_ROLE.to_owned(),
+            salt_cache: Duration::from_secs(3600),
+            policy_cache: Duration::from_secs(3600),
+            verified_cache: ttl,
+        };
+        Authenticator::new(&self.users, &self.salts, &self.policies, settings)
+    }
+}
+
+/// `req` judged while every hashing permit of `auth` is held, so that no Argon2 job can start:
+/// the decision if the login needed none, `None` if it waited for one. Every Argon2 run of the
+/// authenticator goes through those permits, and with the ports in memory a permit is the only
+/// thing a login can wait for. The tests that use this run on tokio's paused clock, so the wait is
+/// given up as soon as nothing else can run: nothing here measures time.
+async fn without_argon2(auth: &Auth<'_>, req: &AuthRequest) -> Option<Decision> {
+    let permits = u32::try_from(auth.hashing.available_permits()).unwrap();
+    let _held = Arc::clone(&auth.hashing)
+        .try_acquire_many_owned(permits)
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(3600), auth.authenticate(req))
+        .await
+        .ok()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeat_right_password_within_the_ttl_skips_argon2_yet_reads_the_user_every_time() {
+    let w = World::new();
+    w.add("alice", Some("correct horse"), json!({}));
+    let auth = w.remembering(Duration::from_secs(60));
+    let req = password("alice", "correct horse");
+    assert_eq!(
+        without_argon2(&auth, &req).await,
+        None,
+        "a first login needs Argon2"
+    );
+    let first = allowed(auth.authenticate(&req).await);
+    for _ in 0..3 {
+        let again = without_argon2(&auth, &req)
+            .await
+            .expect("a repeat is judged without Argon2");
+        assert_eq!(allowed(again), first, "and answered the same");
+    }
+    assert_eq!(w.users.reads(), 5, "the record is read on every login");
+    assert_eq!(auth.verified.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remembered_user_disabled_expired_or_restricted_since_is_refused_at_once_after_argon2() {
+    let w = World::new();
+    let alice = w.add("alice", Some("pw"), json!({}));
+    let auth = w.remembering(Duration::from_secs(60));
+    let req = password("alice", "pw");
+    allowed(auth.authenticate(&req).await);
+    let same_password = json!({"passwordHash": alice.password_hash, "saltVersion": "2"});
+    for (change, reason) in [
+        (json!({"status": "disabled"}), DenyReason::Disabled),
+        (json!({"status": "invalid"}), DenyReason::Invalid),
+        (json!({"expiresAt": now_epoch() - 1}), DenyReason::Expired),
+        (
+            json!({"allowedIps": ["198.51.100.0/24"]}),
+            DenyReason::IpNotAllowed,
+        ),
+        (
+            json!({"allowedServers": ["s-fffffffffffffffff"]}),
+            DenyReason::ServerNotAllowed,
+        ),
+        (
+            json!({"protocols": ["FTPS"]}),
+            DenyReason::ProtocolNotAllowed,
+        ),
+    ] {
+        let mut attrs = same_password.clone();
+        merge(&mut attrs, change.clone());
+        w.users.insert(record("alice", attrs));
+        // The denial runs its Argon2 verification, as every password denial does, so it is not
+        // answered sooner for a password that was right a moment ago...
+        assert_eq!(without_argon2(&auth, &req).await, None, "{change}");
+        // ...and it is the record's verdict as it stands now.
+        assert_eq!(auth.authenticate(&req).await, deny(reason), "{change}");
+    }
+    // The entry was never the judge: with the record as it was, it serves alice again.
+    w.users.insert(alice);
+    allowed(without_argon2(&auth, &req).await.expect("still remembered"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_password_misses_the_cache_for_the_old_and_the_new_one() {
+    let w = World::new();
+    w.add("alice", Some("old-pw"), json!({}));
+    let auth = w.remembering(Duration::from_secs(60));
+    allowed(auth.authenticate(&password("alice", "old-pw")).await);
+    w.add("alice", Some("new-pw"), json!({}));
+    for pw in ["old-pw", "new-pw"] {
+        assert_eq!(
+            without_argon2(&auth, &password("alice", pw)).await,
+            None,
+            "{pw}"
+        );
+    }
+    assert_eq!(
+        auth.authenticate(&password("alice", "old-pw")).await,
+        deny(DenyReason::WrongPassword)
+    );
+    allowed(auth.authenticate(&password("alice", "new-pw")).await);
+    allowed(
+        without_argon2(&auth, &password("alice", "new-pw"))
+            .await
+            .expect("the new password is remembered once verified"),
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_hash_of_the_same_password_misses_the_cache_whether_set_again_or_re_hashed() {
+    let w = World::new();
+    let auth = w.remembering(Duration::from_secs(60));
+    // Set again to the same password (`ferry passwd`): the hash has a new random salt.
+    w.add("bob", Some("pw"), json!({}));
+    allowed(auth.authenticate(&password("bob", "pw")).await);
+    w.add("bob", Some("pw"), json!({}));
+    assert_eq!(without_argon2(&auth, &password("bob", "pw")).await, None);
+    allowed(auth.authenticate(&password("bob", "pw")).await);
+    allowed(
+        without_argon2(&auth, &password("bob", "pw"))
+            .await
+            .expect("the new hash is remembered once verified"),
+    );
+    // Re-hashed by a login under an older salt version: the next login verifies the new hash.
+    w.add(
+        "carol",
+        None,
+        json!({"passwordHash": w.hash("pw", "1"), "saltVersion": "1"}),
+    );
+    allowed(auth.authenticate(&password("carol", "pw")).await);
+    let moved = w.users.record("carol").unwrap();
+    assert_eq!(moved.salt_version.as_deref(), Some("2"), "re-hashed");
+    assert_eq!(without_argon2(&auth, &password("carol", "pw")).await, None);
+    allowed(auth.authenticate(&password("carol", "pw")).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_hash_claimed_under_another_salt_version_misses_the_cache() {
+    let w = World::new();
+    let dave = w.add("dave", Some("pw"), json!({}));
+    let auth = w.remembering(Duration::from_secs(60));
+    allowed(auth.authenticate(&password("dave", "pw")).await);
+    w.add(
+        "dave",
+        None,
+        json!({"passwordHash": dave.password_hash, "saltVersion": "1"}),
+    );
+    assert_eq!(without_argon2(&auth, &password("dave", "pw")).await, None);
+    assert_eq!(
+        auth.authenticate(&password("dave", "pw")).await,
+        deny(DenyReason::WrongPassword)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_password_is_never_served_from_the_cache_nor_remembered() {
+    let w = World::new();
+    w.add("dave", Some("right"), json!({}));
+    w.add("erin", Some("erins"), json!({}));
+    let auth = w.remembering(Duration::from_secs(60));
+    allowed(auth.authenticate(&password("dave", "right")).await);
+    for (name, wrong) in [
+        ("dave", "wrong"),
+        ("dave", "Right"),
+        ("dave", "right "),
+        // Dave's remembered password is not erin's.
+        ("erin", "right"),
+    ] {
+        let req = password(name, wrong);
+        assert_eq!(without_argon2(&auth, &req).await, None, "{name} {wrong:?}");
+        assert_eq!(
+            auth.authenticate(&req).await,
+            deny(DenyReason::WrongPassword),
+            "{name} {wrong:?}"
+        );
+    }
+    assert_eq!(auth.verified.len(), 1, "only the right password");
+    allowed(
+        without_argon2(&auth, &password("dave", "right"))
+            .await
+            .expect("and the guesses did not disturb it"),
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_ttl_of_zero_every_login_runs_argon2_and_nothing_is_remembered() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.remembering(Duration::ZERO);
+    for _ in 0..2 {
+        allowed(auth.authenticate(&password("alice", "pw")).await);
+    }
+    assert_eq!(without_argon2(&auth, &password("alice", "pw")).await, None);
+    assert_eq!(auth.verified.len(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_its_ttl_a_remembered_password_is_verified_again() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let ttl = Duration::from_secs(1);
+    let auth = w.remembering(ttl);
+    let req = password("alice", "pw");
+    allowed(auth.authenticate(&req).await);
+    allowed(without_argon2(&auth, &req).await.expect("within the TTL"));
+    // The entry's age is real time (std's clock, which tokio's pause does not stop).
+    std::thread::sleep(ttl + Duration::from_millis(50));
+    assert_eq!(without_argon2(&auth, &req).await, None, "past the TTL");
+    allowed(auth.authenticate(&req).await);
+    allowed(without_argon2(&auth, &req).await.expect("remembered anew"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cache_keeps_at_most_its_bound_forgetting_the_oldest_verification_first() {
+    let w = World::new();
+    let auth = w
+        .remembering(Duration::from_secs(60))
+        .with_verified_logins_kept(2);
+    for name in ["amy", "ben", "cat"] {
+        w.add(name, Some("pw"), json!({}));
+        allowed(auth.authenticate(&password(name, "pw")).await);
+        assert!(auth.verified.len() <= 2, "{name}");
+    }
+    assert_eq!(auth.verified.len(), 2);
+    assert_eq!(
+        without_argon2(&auth, &password("amy", "pw")).await,
+        None,
+        "the oldest is forgotten"
+    );
+    for name in ["ben", "cat"] {
+        allowed(
+            without_argon2(&auth, &password(name, "pw"))
+                .await
+                .expect(name),
+        );
+    }
+    // Verified again, amy takes the place of the oldest left (a hit does not make ben younger).
+    allowed(auth.authenticate(&password("amy", "pw")).await);
+    assert_eq!(auth.verified.len(), 2);
+    assert_eq!(without_argon2(&auth, &password("ben", "pw")).await, None);
+    for name in ["cat", "amy"] {
+        allowed(
+            without_argon2(&auth, &password(name, "pw"))
+                .await
+                .expect(name),
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn clearing_the_caches_forgets_remembered_passwords_too() {
+    let w = World::new();
+    w.add("alice", Some("pw"), json!({}));
+    let auth = w.remembering(Duration::from_secs(60));
+    allowed(auth.authenticate(&password("alice", "pw")).await);
+    auth.clear_caches();
+    assert_eq!(auth.verified.len(), 0);
+    assert_eq!(without_argon2(&auth, &password("alice", "pw")).await, None);
+}
+
+// ---- The account lifecycle: lastLoginAt, inactivity and password age ----
+
+use crate::domain::lifecycle::{DAY, Lifecycle};
+
+/// Inactive after 90 days, passwords good for 30: the defaults these tests run under.
+const LIMITS: Lifecycle = Lifecycle {
+    disable_after_inactive_days: Some(90),
+    password_max_age_days: Some(30),
+};
+
+/// The stored record with `lastLoginAt` left out, for tests about everything else a login
+/// leaves alone (an allowed login records itself).
+fn stored_but_last_login(w: &World, name: &str) -> Option<UserRecord> {
+    w.users.record(name).map(|mut u| {
+        u.last_login_at = None;
+        u
+    })
+}
+
+fn last_login(w: &World, name: &str) -> Option<i64> {
+    w.users.record(name).and_then(|u| u.last_login_at)
+}
+
+/// Whether `t` is the clock's reading of a moment ago (a login just made).
+fn just_now(t: Option<i64>) -> bool {
+    t.is_some_and(|t| (now_epoch() - 5..=now_epoch()).contains(&t))
+}
+
+#[tokio::test]
+async fn a_login_records_last_login_once_not_again_within_the_hour_and_again_after_it() {
+    let w = World::new();
+    w.add("lena", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    let auth = w.auth();
+    allowed(auth.authenticate(&password("lena", "pw")).await);
+    assert_eq!(w.users.touches(), 1);
+    let first = last_login(&w, "lena");
+    assert!(just_now(first), "{first:?}");
+    // Within the hour, neither flow writes: the stored value is recent enough.
+    allowed(auth.authenticate(&password("lena", "pw")).await);
+    allowed(auth.authenticate(&key("lena")).await);
+    assert_eq!(w.users.touches(), 1, "no write within the hour");
+    assert_eq!(last_login(&w, "lena"), first);
+    assert_eq!(w.users.writes(), 0, "and no other write either");
+    // An hour later (the stored value is an hour old), the next login, by key, writes again.
+    let mut an_hour_ago = w.users.record("lena").unwrap();
+    an_hour_ago.last_login_at = Some(now_epoch() - 3_600);
+    w.users.insert(an_hour_ago);
+    allowed(auth.authenticate(&key("lena")).await);
+    assert_eq!(w.users.touches(), 2);
+    assert!(just_now(last_login(&w, "lena")));
+}
+
+#[tokio::test]
+async fn a_denied_login_records_nothing() {
+    let w = World::new();
+    w.add("lena", Some("pw"), json!({}));
+    let auth = w.auth();
+    assert_eq!(
+        auth.authenticate(&password("lena", "wrong")).await,
+        deny(DenyReason::WrongPassword)
+    );
+    assert_eq!(
+        auth.authenticate(&key("lena")).await,
+        deny(DenyReason::NoKeys)
+    );
+    assert_eq!(w.users.touches(), 0);
+    assert_eq!(last_login(&w, "lena"), None);
+}
+
+#[tokio::test]
+async fn a_last_login_write_that_loses_to_a_concurrent_login_leaves_the_login_allowed() {
+    let w = World::new();
+    let stale = now_epoch() - 2 * 3_600;
+    let before = w.add("mona", Some("pw"), json!({"lastLoginAt": stale}));
+    // Another login records itself between this login's read and its write.
+    let mut theirs = before.clone();
+    theirs.last_login_at = Some(now_epoch() - 1);
+    w.users.write_after_next_read(theirs.clone());
+    allowed(w.auth().authenticate(&password("mona", "pw")).await);
+    assert_eq!(w.users.touches(), 1, "the write was tried");
+    assert_eq!(w.users.record("mona"), Some(theirs), "and theirs stands");
+}
+
+#[tokio::test]
+async fn a_last_login_write_that_fails_leaves_the_login_allowed() {
+    let w = World::new();
+    w.add("nils", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    w.users.fail_writes_with(Fault::Unavailable);
+    let auth = w.auth();
+    allowed(auth.authenticate(&password("nils", "pw")).await);
+    allowed(auth.authenticate(&key("nils")).await);
+    assert_eq!(w.users.touches(), 2, "tried each time, failed each time");
+    assert_eq!(last_login(&w, "nils"), None);
+}
+
+#[tokio::test]
+async fn an_inactive_user_is_refused_in_both_flows_even_with_the_right_password() {
+    let w = World::new();
+    let now = now_epoch();
+    w.add(
+        "idle",
+        Some("pw"),
+        json!({"lastLoginAt": now - 90 * DAY, "publicKeys": [KEY_A]}),
+    );
+    w.add(
+        "recent",
+        Some("pw"),
+        json!({"lastLoginAt": now - 89 * DAY, "publicKeys": [KEY_A]}),
+    );
+    let auth = w.auth().with_lifecycle(LIMITS);
+    for req in [
+        password("idle", "pw"),
+        password("idle", "wrong"),
+        key("idle"),
+    ] {
+        assert_eq!(
+            auth.authenticate(&req).await,
+            deny(DenyReason::Inactive),
+            "{req:?}"
+        );
+    }
+    // A refused key login still reads the policy, as an allowed one does (pacing).
+    assert_eq!(w.policies.loads(), 1);
+    assert_eq!(w.users.touches(), 0, "a refusal is not a login");
+    allowed(auth.authenticate(&password("recent", "pw")).await);
+    allowed(auth.authenticate(&key("recent")).await);
+    // Without limits (the default), nobody is inactive.
+    allowed(w.auth().authenticate(&password("idle", "pw")).await);
+    assert_eq!(DenyReason::Inactive.code(), "inactive");
+}
+
+#[tokio::test]
+async fn a_password_too_old_refuses_password_logins_but_not_key_logins() {
+    let w = World::new();
+    let now = now_epoch();
+    w.add(
+        "stale-pw",
+        Some("pw"),
+        json!({"passwordChangedAt": now - 30 * DAY, "lastLoginAt": now - 60, "publicKeys": [KEY_A]}),
+    );
+    w.add(
+        "fresh-pw",
+        Some("pw"),
+        json!({"passwordChangedAt": now - 29 * DAY}),
+    );
+    let auth = w.auth().with_lifecycle(LIMITS);
+    for pw in ["pw", "wrong"] {
+        assert_eq!(
+            auth.authenticate(&password("stale-pw", pw)).await,
+            deny(DenyReason::PasswordExpired),
+            "{pw}"
+        );
+    }
+    let got = allowed(auth.authenticate(&key("stale-pw")).await);
+    assert_eq!(got.public_keys, Some(vec![KEY_A.to_owned()]));
+    allowed(auth.authenticate(&password("fresh-pw", "pw")).await);
+    assert_eq!(DenyReason::PasswordExpired.code(), "password_expired");
+}
+
+#[tokio::test]
+async fn a_users_own_limits_win_over_the_defaults_and_0_exempts_them() {
+    let w = World::new();
+    let now = now_epoch();
+    let old = now - 400 * DAY;
+    w.add(
+        "exempt",
+        Some("pw"),
+        json!({"lastLoginAt": old, "passwordChangedAt": old,
+               "disableAfterInactiveDays": 0, "passwordMaxAgeDays": 0}),
+    );
+    w.add(
+        "strict",
+        Some("pw"),
+        json!({"lastLoginAt": now - 11 * DAY, "disableAfterInactiveDays": 10}),
+    );
+    w.add(
+        "lenient",
+        Some("pw"),
+        json!({"passwordChangedAt": now - 100 * DAY, "lastLoginAt": now - 60, "passwordMaxAgeDays": 365}),
+    );
+    w.add(
+        "tight",
+        Some("pw"),
+        json!({"passwordChangedAt": now - 8 * DAY, "lastLoginAt": now - 60, "passwordMaxAgeDays": 7}),
+    );
+    for auth in [w.auth().with_lifecycle(LIMITS), w.auth()] {
+        allowed(auth.authenticate(&password("exempt", "pw")).await);
+        allowed(auth.authenticate(&password("lenient", "pw")).await);
+        // A user's own limit applies with or without a default.
+        assert_eq!(
+            auth.authenticate(&password("strict", "pw")).await,
+            deny(DenyReason::Inactive)
+        );
+        assert_eq!(
+            auth.authenticate(&password("tight", "pw")).await,
+            deny(DenyReason::PasswordExpired)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_user_who_never_logged_in_is_judged_from_creation_or_password_and_else_not_judged() {
+    let w = World::new();
+    let long_ago = now_epoch() - 91 * DAY;
+    w.add(
+        "pw-never-used",
+        Some("pw"),
+        json!({"passwordChangedAt": long_ago}),
+    );
+    w.add(
+        "keys-never-used",
+        None,
+        json!({"enabledAt": long_ago, "publicKeys": [KEY_A]}),
+    );
+    // Made before ferry recorded any of these dates: not judged until a first login.
+    w.add("undated", Some("pw"), json!({"publicKeys": [KEY_A]}));
+    let auth = w.auth().with_lifecycle(Lifecycle {
+        password_max_age_days: None,
+        ..LIMITS
+    });
+    assert_eq!(
+        auth.authenticate(&password("pw-never-used", "pw")).await,
+        deny(DenyReason::Inactive)
+    );
+    assert_eq!(
+        auth.authenticate(&key("keys-never-used")).await,
+        deny(DenyReason::Inactive)
+    );
+    allowed(auth.authenticate(&key("undated")).await);
+    assert!(
+        just_now(last_login(&w, "undated")),
+        "from now on they are judged"
+    );
+    // With a default password age, a hash of unknown date is not judged either.
+    allowed(
+        w.auth()
+            .with_lifecycle(LIMITS)
+            .authenticate(&password("undated", "pw"))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn an_operator_lets_an_inactive_user_back_in_by_enabling_them() {
+    let w = World::new();
+    let mut idle = w.add(
+        "idle",
+        Some("pw"),
+        json!({"lastLoginAt": now_epoch() - 200 * DAY}),
+    );
+    let auth = w.auth().with_lifecycle(LIMITS);
+    assert_eq!(
+        auth.authenticate(&password("idle", "pw")).await,
+        deny(DenyReason::Inactive)
+    );
+    // What `ferry user enable` writes (app::admin's tests show it does).
+    idle.enabled_at = Some(now_epoch());
+    w.users.insert(idle);
+    allowed(auth.authenticate(&password("idle", "pw")).await);
+}
+
+#[tokio::test]
+async fn a_migrated_user_gets_a_password_date_and_a_last_login() {
+    let w = World::new();
+    w.add_legacy("zoe", "zoe-pw");
+    allowed(w.migrating().authenticate(&password("zoe", "zoe-pw")).await);
+    let zoe = w.users.record("zoe").unwrap();
+    assert!(just_now(zoe.password_changed_at), "{zoe:?}");
+    assert!(just_now(zoe.last_login_at), "{zoe:?}");
+}
+
+#[tokio::test]
+async fn a_re_hash_keeps_the_password_date() {
+    let w = World::new();
+    let set = now_epoch() - 10 * DAY;
+    w.add(
+        "olga",
+        None,
+        json!({"passwordHash": w.hash("pw", "1"), "saltVersion": "1", "passwordChangedAt": set}),
+    );
+    allowed(w.auth().authenticate(&password("olga", "pw")).await);
+    let olga = w.users.record("olga").unwrap();
+    assert_eq!(olga.salt_version.as_deref(), Some("2"), "re-hashed");
+    assert_eq!(olga.password_changed_at, Some(set), "the same password");
 }
