@@ -6,13 +6,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
 use ferry_core::adapters::aws::defender::DynamoFailureStore;
+use ferry_core::adapters::aws::eventbridge::EventBridgePublisher;
 use ferry_core::adapters::local::store::LocalStore;
+use ferry_core::adapters::local::uploads::JsonLines;
 use ferry_core::app::now_epoch;
+use ferry_core::domain::audit::{AuditEvent, DefenderEvent};
 use ferry_core::domain::dates::format_date;
 use ferry_core::domain::defender::{DefenderKey, Standing};
 use ferry_core::domain::source::SourceKey;
 use ferry_core::domain::username::Username;
-use ferry_core::ports::FailureStore;
+use ferry_core::ports::{EventPublisher, FailureStore};
 
 use crate::Target;
 use crate::backend::store;
@@ -34,12 +37,18 @@ pub(crate) enum DefenderCommand {
         source: String,
         #[arg(long = "defender-table", env = "DEFENDER_TABLE")]
         defender_table: Option<String>,
+        /// The audit bus each lift is published to (with --local: audit.jsonl of the data folder)
+        #[arg(long = "audit-bus", env = "AUDIT_EVENT_BUS")]
+        audit_bus: Option<String>,
     },
     /// Lift a user's account slowdown and every throttle of that user, from any source
     Unlock {
         user: String,
         #[arg(long = "defender-table", env = "DEFENDER_TABLE")]
         defender_table: Option<String>,
+        /// The audit bus each lift is published to (with --local: audit.jsonl of the data folder)
+        #[arg(long = "audit-bus", env = "AUDIT_EVENT_BUS")]
+        audit_bus: Option<String>,
     },
 }
 
@@ -49,19 +58,61 @@ pub(crate) async fn run(cmd: DefenderCommand, target: Target) -> Result<ExitCode
         | DefenderCommand::Unban { defender_table, .. }
         | DefenderCommand::Unlock { defender_table, .. } => defender_table.clone(),
     };
+    let audit_bus = match &cmd {
+        DefenderCommand::Unban { audit_bus, .. } | DefenderCommand::Unlock { audit_bus, .. } => {
+            audit_bus.clone()
+        }
+        DefenderCommand::List { .. } => None,
+    };
     if let Some(dir) = &target.local {
         let data = LocalStore::open(dir).map_err(store)?;
-        return act(&data, cmd).await;
+        let events = Lifts::File(JsonLines(data.dir().join("audit.jsonl")));
+        return act(&data, cmd, &events).await;
     }
     let table = table.context(
         "no defender table: pass --defender-table or set DEFENDER_TABLE (or use --local)",
     )?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let tallies = DynamoFailureStore::new(aws_sdk_dynamodb::Client::new(&sdk), Some(table));
-    act(&tallies, cmd).await
+    let events = match audit_bus {
+        Some(bus) => Lifts::Bus(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&sdk),
+            bus,
+        )),
+        None => Lifts::Nowhere,
+    };
+    act(&tallies, cmd, &events).await
 }
 
-async fn act<F: FailureStore>(tallies: &F, cmd: DefenderCommand) -> Result<ExitCode> {
+/// Where the lifts an operator makes are published as audit events.
+enum Lifts {
+    Bus(EventBridgePublisher),
+    File(JsonLines),
+    Nowhere,
+}
+
+impl Lifts {
+    async fn publish(&self, key: &DefenderKey) -> Result<()> {
+        let event = [AuditEvent::Defender(DefenderEvent {
+            action: "lifted",
+            key: key.to_string(),
+            until: 0,
+            strikes: 0,
+            at: now_epoch(),
+        })];
+        match self {
+            Self::Bus(bus) => bus.publish(&event).await.map_err(store),
+            Self::File(file) => file.publish(&event).await.map_err(store),
+            Self::Nowhere => Ok(()),
+        }
+    }
+}
+
+async fn act<F: FailureStore>(
+    tallies: &F,
+    cmd: DefenderCommand,
+    events: &Lifts,
+) -> Result<ExitCode> {
     let now = now_epoch();
     match cmd {
         DefenderCommand::List { json, .. } => {
@@ -104,7 +155,7 @@ async fn act<F: FailureStore>(tallies: &F, cmd: DefenderCommand) -> Result<ExitC
                     .map(|(k, _)| k)
                     .filter(|k| matches!(k, DefenderKey::Pair(_, s) if *s == source)),
             );
-            let lifted = clear_all(tallies, &keys).await?;
+            let lifted = clear_all(tallies, &keys, events).await?;
             eprintln!("{source}: {lifted} lifted");
         }
         DefenderCommand::Unlock { user, .. } => {
@@ -119,20 +170,25 @@ async fn act<F: FailureStore>(tallies: &F, cmd: DefenderCommand) -> Result<ExitC
                     .map(|(k, _)| k)
                     .filter(|k| matches!(k, DefenderKey::Pair(u, _) if *u == user)),
             );
-            let lifted = clear_all(tallies, &keys).await?;
+            let lifted = clear_all(tallies, &keys, events).await?;
             eprintln!("{user}: {lifted} lifted");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Clears every key; how many held something. Each one is said on standard error, as the
-/// operator's own audit trail of what they lifted.
-async fn clear_all<F: FailureStore>(tallies: &F, keys: &[DefenderKey]) -> Result<usize> {
+/// Clears every key; how many held something. Each one is said on standard error and published
+/// as an audit event (`ferry defender`, action `lifted`).
+async fn clear_all<F: FailureStore>(
+    tallies: &F,
+    keys: &[DefenderKey],
+    events: &Lifts,
+) -> Result<usize> {
     let mut lifted = 0;
     for key in keys {
         if tallies.clear(key).await.map_err(store)? {
             eprintln!("cleared {key}");
+            events.publish(key).await?;
             lifted += 1;
         }
     }

@@ -330,3 +330,53 @@ async fn login_decisions_and_bans_arrive_as_events_through_eventbridge_with_no_s
     assert_eq!(audit.dropped(), 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_ferry_command_lists_and_lifts_locks_in_the_data_folder_and_publishes_each_lift() {
+    use ferry_core::adapters::local::store::LocalStore;
+    use ferry_core::domain::username::Username;
+    let dir = std::env::temp_dir().join(unique("defender-local"));
+    let store = LocalStore::open(&dir).unwrap();
+    let pair = DefenderKey::Pair(
+        Username::parse("dora").unwrap(),
+        SourceKey::parse("203.0.113.50").unwrap(),
+    );
+    let rule = DefenderConfig::default().pair;
+    let now = now_epoch();
+    for _ in 0..5 {
+        store.record_failure(&pair, 1, &rule, now).await.unwrap();
+    }
+    drop(store);
+    let ferry = |args: &[&str]| {
+        Command::new(workspace_binary("ferry").unwrap())
+            .arg("--local")
+            .arg(&dir)
+            .args(args)
+            .env_remove("AUDIT_EVENT_BUS")
+            .output()
+            .unwrap()
+    };
+    let listed = ferry(&["defender", "list", "--json"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("pair#dora#203.0.113.50"), "{listed}");
+    assert!(listed.contains("\"standing\":\"throttled\""), "{listed}");
+    let out = ferry(&["defender", "unlock", "dora"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ferry(&["defender", "list", "--json"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).trim().is_empty());
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("\"action\":\"lifted\"") && audit.contains("pair#dora#203.0.113.50"),
+        "{audit}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

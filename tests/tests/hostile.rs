@@ -191,6 +191,19 @@ async fn connections_past_the_per_source_cap_are_closed_at_once_and_silent_ones_
     assert!(up.alive());
     let (ok, _) = login(up.port, &up.password.clone()).await.unwrap();
     assert!(ok, "the server still serves a real login");
+    // ferry up writes every login decision as an audit event in the data folder.
+    let audit = up.work.join("data").join("audit.jsonl");
+    let logged = eventually(Duration::from_secs(10), async || {
+        std::fs::read_to_string(&audit).is_ok_and(|a| {
+            a.lines().any(|l| {
+                l.contains("\"detailType\":\"ferry login\"")
+                    && l.contains("\"outcome\":\"allow\"")
+                    && l.contains("\"username\":\"demo\"")
+            })
+        })
+    })
+    .await;
+    assert!(logged, "no allow event for demo in audit.jsonl");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -149,7 +149,11 @@ impl<B: Backend> Connection<B> {
             server_id: SERVER_ID.into(),
             source_ip: self.ip,
         };
-        match self.auth.authenticate(&request).await {
+        let started = std::time::Instant::now();
+        let decision = self.auth.authenticate(&request).await;
+        self.auth
+            .audit_decision(&request, &decision, started.elapsed());
+        match decision {
             Decision::Allow(response) => Some((username, response)),
             Decision::Deny(reason) => {
                 info!(target: "ferry::session", session = self.id, user = %username, reason = reason.code(), "AUTH_FAILURE");

@@ -376,6 +376,22 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
         }
     }
 
+    /// The audit line and the audit event of a decision `authenticate` made, for entry points
+    /// that call it directly (`ferry up`'s SSH logins) rather than through `handle_event`.
+    pub fn audit_decision(&self, req: &AuthRequest, decision: &Decision, latency: Duration) {
+        let partial = Partial {
+            username: Some(req.username.clone()),
+            server_id: Some(req.server_id.clone()),
+            protocol: Some(req.protocol),
+            source_ip: Some(req.source_ip),
+        };
+        let flow = flow_name(&req.credential);
+        audit(decision, &partial, flow, latency);
+        if let Some(sink) = &self.audit_sink {
+            sink.submit(login_event(decision, &partial, flow, latency));
+        }
+    }
+
     /// Decides one validated login.
     pub async fn authenticate(&self, req: &AuthRequest) -> Decision {
         if !self.defender.enabled() || self.defender_config.is_safe(req.source_ip) {
