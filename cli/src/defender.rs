@@ -145,36 +145,52 @@ async fn act<F: FailureStore>(
         }
         DefenderCommand::Unban { source, .. } => {
             let source = SourceKey::parse(&source).map_err(|e| anyhow!("{source:?}: {e}"))?;
-            let mut keys = vec![DefenderKey::Source(source)];
-            keys.extend(
-                tallies
-                    .locked(now)
-                    .await
-                    .map_err(store)?
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .filter(|k| matches!(k, DefenderKey::Pair(_, s) if *s == source)),
-            );
-            let lifted = clear_all(tallies, &keys, events).await?;
+            let lifted = lift(
+                tallies,
+                events,
+                now,
+                DefenderKey::Source(source),
+                |k| matches!(k, DefenderKey::Pair(_, s) if *s == source),
+            )
+            .await?;
             eprintln!("{source}: {lifted} lifted");
         }
         DefenderCommand::Unlock { user, .. } => {
             let user = Username::parse(&user).map_err(|e| anyhow!("{user:?}: {e}"))?;
-            let mut keys = vec![DefenderKey::Account(user.clone())];
-            keys.extend(
-                tallies
-                    .locked(now)
-                    .await
-                    .map_err(store)?
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .filter(|k| matches!(k, DefenderKey::Pair(u, _) if *u == user)),
-            );
-            let lifted = clear_all(tallies, &keys, events).await?;
+            let lifted = lift(
+                tallies,
+                events,
+                now,
+                DefenderKey::Account(user.clone()),
+                |k| matches!(k, DefenderKey::Pair(u, _) if *u == user),
+            )
+            .await?;
             eprintln!("{user}: {lifted} lifted");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Lifts `first` and every running lock whose key `also` picks (the pairs of a source or of a
+/// user); how many held something.
+async fn lift<F: FailureStore>(
+    tallies: &F,
+    events: &Lifts,
+    now: i64,
+    first: DefenderKey,
+    also: impl Fn(&DefenderKey) -> bool,
+) -> Result<usize> {
+    let mut keys = vec![first];
+    keys.extend(
+        tallies
+            .locked(now)
+            .await
+            .map_err(store)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| also(k)),
+    );
+    clear_all(tallies, &keys, events).await
 }
 
 /// Clears every key; how many held something. Each one is said on standard error and published

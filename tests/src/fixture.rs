@@ -425,7 +425,6 @@ pub fn sample_events() -> Result<Vec<(String, Value)>> {
 /// An SNS topic with an SQS queue subscribed: returns (topic ARN, queue URL).
 pub async fn topic_with_queue(f: &Fixture) -> Result<(String, String)> {
     let sns = aws_sdk_sns::Client::new(&f.sdk);
-    let sqs = aws_sdk_sqs::Client::new(&f.sdk);
     let topic = sns
         .create_topic()
         .name(unique("alerts"))
@@ -434,9 +433,22 @@ pub async fn topic_with_queue(f: &Fixture) -> Result<(String, String)> {
         .topic_arn()
         .context("no topic ARN")?
         .to_owned();
+    let (queue, queue_arn) = queue_with_arn(f, "alerts-q").await?;
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await?;
+    Ok((topic, queue))
+}
+
+/// A new SQS queue named after `prefix`: (URL, ARN).
+pub async fn queue_with_arn(f: &Fixture, prefix: &str) -> Result<(String, String)> {
+    let sqs = aws_sdk_sqs::Client::new(&f.sdk);
     let queue = sqs
         .create_queue()
-        .queue_name(unique("alerts-q"))
+        .queue_name(unique(prefix))
         .send()
         .await?
         .queue_url()
@@ -453,13 +465,7 @@ pub async fn topic_with_queue(f: &Fixture) -> Result<(String, String)> {
         .and_then(|a| a.get(&arn_name))
         .context("no queue ARN")?
         .clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await?;
-    Ok((topic, queue))
+    Ok((queue, queue_arn))
 }
 
 /// The SNS envelopes waiting in the queue (one receive, waiting up to a second).

@@ -14,7 +14,7 @@ use ferry_core::domain::defender::{DefenderConfig, DefenderKey, Lock, Rule};
 use ferry_core::domain::source::SourceKey;
 use ferry_core::ports::FailureStore;
 use ferry_tests::Fixture;
-use ferry_tests::fixture::{create_defender_table, direct_event, merge, unique};
+use ferry_tests::fixture::{create_defender_table, direct_event, merge, queue_with_arn, unique};
 use ferry_tests::runtime_api::workspace_binary;
 use serde_json::{Value, json};
 
@@ -182,30 +182,10 @@ async fn five_wrong_passwords_throttle_the_pair_and_unlock_lifts_it() -> Result<
 
 /// An EventBridge bus with a rule that sends ferry's events to a new queue: (bus, queue URL).
 async fn bus_with_queue(f: &Fixture) -> Result<(String, String)> {
-    use anyhow::Context;
     let events = aws_sdk_eventbridge::Client::new(&f.sdk);
-    let sqs = aws_sdk_sqs::Client::new(&f.sdk);
     let bus = unique("audit");
     events.create_event_bus().name(&bus).send().await?;
-    let queue = sqs
-        .create_queue()
-        .queue_name(unique("audit-q"))
-        .send()
-        .await?
-        .queue_url()
-        .context("no queue URL")?
-        .to_owned();
-    let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(arn_name.clone())
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&arn_name))
-        .context("no queue ARN")?
-        .clone();
+    let (queue, queue_arn) = queue_with_arn(f, "audit-q").await?;
     let rule = unique("ferry-events");
     events
         .put_rule()
