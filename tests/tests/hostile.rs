@@ -320,3 +320,131 @@ async fn a_session_is_held_to_its_channels_handles_and_file_extent() {
         .unwrap();
     assert!(up.alive());
 }
+
+/// Waits up to five seconds for the server's answer to a channel request.
+async fn reply_to_request(channel: &mut russh::Channel<russh::client::Msg>) -> Option<bool> {
+    let answer = async {
+        loop {
+            match channel.wait().await? {
+                russh::ChannelMsg::Success => return Some(true),
+                russh::ChannelMsg::Failure => return Some(false),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_shell_pty_and_other_subsystems_are_refused_at_once_and_sftp_still_works() {
+    let mut up = Up::start(&[], None);
+    let (ok, session) = login(up.port, &up.password.clone()).await.unwrap();
+    assert!(ok);
+    // rclone's shell probe: unanswered, it would wait forever.
+    let mut channel = session.channel_open_session().await.unwrap();
+    channel.exec(true, "md5sum").await.unwrap();
+    assert_eq!(reply_to_request(&mut channel).await, Some(false), "exec");
+    channel.request_shell(true).await.unwrap();
+    assert_eq!(reply_to_request(&mut channel).await, Some(false), "shell");
+    channel
+        .request_pty(true, "xterm", 80, 24, 0, 0, &[])
+        .await
+        .unwrap();
+    assert_eq!(reply_to_request(&mut channel).await, Some(false), "pty");
+    channel.request_subsystem(true, "netconf").await.unwrap();
+    assert_eq!(
+        reply_to_request(&mut channel).await,
+        Some(false),
+        "another subsystem"
+    );
+    // The same channel, and so the connection, still serves SFTP.
+    channel.request_subsystem(true, "sftp").await.unwrap();
+    assert_eq!(reply_to_request(&mut channel).await, Some(true), "sftp");
+    let sftp = russh_sftp::client::RawSftpSession::new(channel.into_stream());
+    sftp.init().await.unwrap();
+    let home = sftp.realpath(".").await.unwrap();
+    assert!(
+        home.files[0].filename.ends_with("/demo"),
+        "{:?}",
+        home.files[0].filename
+    );
+    assert!(up.alive());
+}
+
+/// Logs in as demo on `up` and starts an SFTP session; the connection lives as long as the
+/// handle returned with it.
+async fn sftp_session(
+    up: &Up,
+) -> (
+    russh::client::Handle<ferry_tests::ssh::TrustingClient>,
+    russh_sftp::client::RawSftpSession,
+) {
+    let (ok, session) = login(up.port, &up.password.clone()).await.unwrap();
+    assert!(ok);
+    let channel = session.channel_open_session().await.unwrap();
+    channel.request_subsystem(true, "sftp").await.unwrap();
+    let sftp = russh_sftp::client::RawSftpSession::new(channel.into_stream());
+    sftp.init().await.unwrap();
+    (session, sftp)
+}
+
+/// Uploads `body` as `name` through `sftp`.
+async fn upload(sftp: &russh_sftp::client::RawSftpSession, name: &str, body: &[u8]) {
+    use russh_sftp::protocol::{FileAttributes, OpenFlags};
+    let write = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
+    let h = sftp
+        .open(name, write, FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    sftp.write(&h, 0, body.to_vec()).await.unwrap();
+    sftp.close(h).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setstat_is_ignored_by_default_and_refused_when_asked() {
+    use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+    let up = Up::start(&[], None);
+    let (_connection, sftp) = sftp_session(&up).await;
+    upload(&sftp, "kept.txt", b"as uploaded").await;
+    let before = sftp.stat("kept.txt").await.unwrap().attrs;
+    // What rclone and WinSCP send after an upload: a time (here 2001) and a mode.
+    let attrs = FileAttributes {
+        permissions: Some(0o600),
+        atime: Some(1_000_000_000),
+        mtime: Some(1_000_000_000),
+        ..FileAttributes::default()
+    };
+    let status = sftp.setstat("kept.txt", attrs.clone()).await.unwrap();
+    assert_eq!(status.status_code, StatusCode::Ok);
+    let h = sftp
+        .open("kept.txt", OpenFlags::READ, FileAttributes::default())
+        .await
+        .unwrap()
+        .handle;
+    let status = sftp.fsetstat(&h, attrs.clone()).await.unwrap();
+    assert_eq!(status.status_code, StatusCode::Ok);
+    let data = sftp.read(&h, 0, 1024).await.unwrap().data;
+    assert_eq!(data, b"as uploaded", "the content is unchanged");
+    sftp.close(h).await.unwrap();
+    let after = sftp.stat("kept.txt").await.unwrap().attrs;
+    assert_eq!(
+        (after.size, after.permissions, after.mtime),
+        (before.size, before.permissions, before.mtime),
+        "nothing changed"
+    );
+    assert_ne!(after.mtime, Some(1_000_000_000));
+
+    let refusing = Up::start(&["--setstat", "refuse"], None);
+    let (_connection, sftp) = sftp_session(&refusing).await;
+    upload(&sftp, "kept.txt", b"as uploaded").await;
+    match sftp.setstat("kept.txt", attrs).await {
+        Err(russh_sftp::client::error::Error::Status(s)) => {
+            assert_eq!(s.status_code, StatusCode::OpUnsupported);
+        }
+        other => panic!("setstat with --setstat refuse: {other:?}"),
+    }
+}

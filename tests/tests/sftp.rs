@@ -183,6 +183,54 @@ impl Up {
         }
     }
 
+    /// Writes many small objects straight into storage (S3: 32 PUTs at a time).
+    fn put_objects(&self, keys: &[String], body: &[u8]) {
+        let Some(aws) = &self.aws else {
+            for key in keys {
+                self.put_object(key, body);
+            }
+            return;
+        };
+        aws.rt.block_on(async {
+            for chunk in keys.chunks(32) {
+                let mut puts = tokio::task::JoinSet::new();
+                for key in chunk {
+                    let put = aws
+                        .s3
+                        .put_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .body(body.to_vec().into())
+                        .send();
+                    puts.spawn(put);
+                }
+                while let Some(done) = puts.join_next().await {
+                    done.unwrap().unwrap();
+                }
+            }
+        });
+    }
+
+    /// The notice for `key` in `notifications.jsonl`, waiting up to 30 s for it.
+    fn notice(&self, key: &str) -> Option<serde_json::Value> {
+        let notices = self.data.join("notifications.jsonl");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(&notices).unwrap_or_default();
+            // Only finished lines: the file may be read while a notice is being appended.
+            let finished = text.rfind('\n').map_or("", |end| &text[..end]);
+            let found = finished
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|l| l["sourceKey"] == key);
+            if found.is_some() {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Whether `key` is a stored file (object).
     fn is_file(&self, key: &str) -> bool {
         match &self.aws {
@@ -649,6 +697,53 @@ fn every_upload_is_processed_copied_to_its_area_and_announced(up: Up) {
     assert!(up.is_file("ivy/r.csv") && up.is_file("ivy/bad.pdf"));
 }
 
+fn a_folder_of_4000_files_is_listed_completely_by_openssh(up: Up) {
+    up.add_user("kim", "kim-pw", &[]);
+    let keys: Vec<String> = (0..4000)
+        .map(|i| format!("kim/many/file-{i:04}.txt"))
+        .collect();
+    up.put_objects(&keys, b"x");
+    // In one reply these names came to more than the 256 KiB OpenSSH's sftp accepts ("Received
+    // message too long"); the server pages them.
+    let (ok, out) = up.sftp("kim", Login::Password("kim-pw"), "ls -1 many\nls -l many\n");
+    assert!(ok, "{}", out.lines().take(5).collect::<Vec<_>>().join("\n"));
+    let short: std::collections::BTreeSet<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("many/file-"))
+        .collect();
+    assert_eq!(short.len(), 4000, "names listed by ls -1");
+    let long = out
+        .lines()
+        // The server's own long names: `-rw-r--r-- … file-0000.txt`.
+        .filter(|l| l.starts_with('-') && l.contains(" file-"))
+        .count();
+    assert_eq!(long, 4000, "names listed by ls -l");
+}
+
+fn a_renamed_file_is_processed_under_its_new_name(up: Up) {
+    up.add_user("lee", "lee-pw", &[]);
+    let tool = up.work.join("tool.bin");
+    std::fs::write(&tool, "#!/bin/sh\necho not a pdf\n").unwrap();
+    let (ok, out) = up.sftp(
+        "lee",
+        Login::Password("lee-pw"),
+        &format!(
+            "put {} tool.bin\nrename tool.bin invoice.pdf\n",
+            tool.display()
+        ),
+    );
+    assert!(ok, "{out}");
+    // On S3 the rename is a copy, an ObjectCreated:Copy the processor judges by the new name.
+    let notice = up
+        .notice("lee/invoice.pdf")
+        .expect("a notice for the renamed file");
+    assert_eq!(notice["verdict"], "quarantined");
+    assert_eq!(notice["destinationKey"], "quarantine/lee/invoice.pdf");
+    assert!(up.is_file("quarantine/lee/invoice.pdf"));
+    assert!(up.is_file("lee/invoice.pdf") && !up.exists("lee/tool.bin"));
+}
+
 /// Each case runs on both backends: `local::case` on the data folder, `aws::case` with `--aws`.
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
@@ -678,4 +773,6 @@ on_both_backends!(
     a_session_dropped_mid_upload_leaves_no_complete_looking_file,
     a_200_mb_file_goes_up_and_down_byte_exact_while_server_memory_stays_flat,
     every_upload_is_processed_copied_to_its_area_and_announced,
+    a_folder_of_4000_files_is_listed_completely_by_openssh,
+    a_renamed_file_is_processed_under_its_new_name,
 );

@@ -65,6 +65,10 @@ pub(crate) struct UpArgs {
     /// With --aws: the defender's DynamoDB table (the defender is off without one)
     #[arg(long = "defender-table", env = "DEFENDER_TABLE")]
     defender_table: Option<String>,
+    /// What SETSTAT (chmod, chown, times) gets: `ignore` answers OK and changes nothing
+    /// (Transfer Family's `SetStatOption: ENABLE_NO_OP`), `refuse` answers "unsupported"
+    #[arg(long, value_enum, default_value_t = sftp::SetStat::Ignore)]
+    setstat: sftp::SetStat,
     #[command(flatten)]
     bounds: door::Bounds,
 }
@@ -147,6 +151,7 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             data,
             on_upload,
             bounds: Arc::new(a.bounds.clone()),
+            setstat: a.setstat,
         };
         eprintln!(
             "ferry up: SFTP on {bound} (users in table {table}, objects in S3, spool in {}); try: sftp -P {} USER@{}",
@@ -195,6 +200,7 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         data,
         on_upload,
         bounds: Arc::new(a.bounds.clone()),
+        setstat: a.setstat,
     };
     eprintln!(
         "ferry up: SFTP on {bound} (data folder {}); try: sftp -P {} demo@{}",

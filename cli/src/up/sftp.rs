@@ -27,6 +27,23 @@ use super::paths::{Location, Namespace, PathError, normalize};
 /// Largest read served at once (OpenSSH asks for 32 KiB or 256 KiB).
 const MAX_READ: u32 = 256 * 1024;
 
+/// Names per READDIR reply, as OpenSSH's `sftp-server` sends: its `sftp` client refuses any
+/// reply over 256 KiB, which a whole folder of a few thousand names exceeds.
+const NAMES_PER_READDIR: usize = 100;
+
+/// What a SETSTAT or FSETSTAT (`chmod`, `chown`, times) gets: objects have no modes or owners,
+/// and their times are the store's. Transfer Family's `SetStatOption`: `ENABLE_NO_OP` is
+/// `ignore`, its default is `refuse`. `ferry up` ignores by default, since clients that set times
+/// after an upload (rclone, WinSCP) report a refused SETSTAT as a failed copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SetStat {
+    /// Answer "unsupported".
+    Refuse,
+    /// Answer OK, change nothing, and log `SETSTAT_IGNORED`.
+    #[default]
+    Ignore,
+}
+
 /// What a session may touch and where its uploads are spooled.
 pub(crate) struct SessionContext {
     pub(crate) id: u64,
@@ -40,6 +57,7 @@ pub(crate) struct SessionContext {
     /// Runs the upload processor on a stored upload (bucket, key), in the background.
     pub(crate) on_upload: Option<UploadHook>,
     pub(crate) limits: SessionLimits,
+    pub(crate) setstat: SetStat,
 }
 
 /// What one SFTP session may hold (see the front door's `Bounds`).
@@ -74,10 +92,8 @@ enum OpenHandle<R> {
         /// The end of the furthest write so far.
         end: u64,
     },
-    Dir {
-        entries: Vec<File>,
-        sent: bool,
-    },
+    /// A listing handed out a page per READDIR.
+    Dir { entries: std::vec::IntoIter<File> },
 }
 
 /// One SFTP session.
@@ -310,6 +326,20 @@ impl<O: ObjectStore> Sftp<O> {
         }
     }
 
+    /// The answer to SETSTAT and FSETSTAT on `path`, as the session's [`SetStat`] says.
+    fn set_stat(&self, id: u32, path: Option<&str>) -> Result<Status, Error> {
+        match self.ctx.setstat {
+            SetStat::Refuse => Err(err(
+                StatusCode::OpUnsupported,
+                "chmod, chown and times are not supported on object storage",
+            )),
+            SetStat::Ignore => {
+                info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path, "SETSTAT_IGNORED");
+                Ok(ok(id))
+            }
+        }
+    }
+
     /// Moves an upload's spool file to `partial/` and reports it.
     fn set_aside(&self, temp: &std::path::Path, path: &str, bytes: u64, why: &'static str) {
         let aside = self.ctx.partial.join(temp.file_name().unwrap_or_default());
@@ -403,7 +433,7 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
         self.room_for_a_handle()?;
         let (_, loc) = self.resolve(&path)?;
-        let entries = match loc {
+        let entries: Vec<File> = match loc {
             Location::Virtual { children } => children
                 .into_iter()
                 .map(|c| File::new(c, dir_attrs()))
@@ -433,24 +463,20 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
         Ok(Handle {
             id,
             handle: self.handle(OpenHandle::Dir {
-                entries,
-                sent: false,
+                entries: entries.into_iter(),
             }),
         })
     }
 
     async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
-        match self.handles.get_mut(&handle) {
-            Some(OpenHandle::Dir { entries, sent }) if !*sent => {
-                *sent = true;
-                Ok(Name {
-                    id,
-                    files: std::mem::take(entries),
-                })
-            }
-            Some(OpenHandle::Dir { .. }) => Err(err(StatusCode::Eof, "end of directory")),
-            _ => Err(err(StatusCode::Failure, "invalid handle")),
+        let Some(OpenHandle::Dir { entries }) = self.handles.get_mut(&handle) else {
+            return Err(err(StatusCode::Failure, "invalid handle"));
+        };
+        let files: Vec<File> = entries.by_ref().take(NAMES_PER_READDIR).collect();
+        if files.is_empty() {
+            return Err(err(StatusCode::Eof, "end of directory"));
         }
+        Ok(Name { id, files })
     }
 
     async fn open(
@@ -724,31 +750,39 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
             .rename(&fb, &fk, &tb, &tk)
             .await
             .map_err(|e| store_err(&e))?;
+        // On S3 the copy is an `ObjectCreated:Copy`, which the upload processor judges under
+        // the new name: `tool.bin` renamed to `invoice.pdf` must be looked at again.
+        if let Some(hook) = &self.ctx.on_upload {
+            hook(tb, tk);
+        }
         Ok(ok(id))
     }
 
     async fn setstat(
         &mut self,
-        _id: u32,
-        _path: String,
+        id: u32,
+        path: String,
         _attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
-        Err(err(
-            StatusCode::OpUnsupported,
-            "chmod, chown and times are not supported on object storage",
-        ))
+        // Normalised first, so the log never carries a client's raw (control-laden) path.
+        let (visible, _) = self.resolve(&path)?;
+        self.set_stat(id, Some(&visible))
     }
 
     async fn fsetstat(
         &mut self,
-        _id: u32,
-        _handle: String,
+        id: u32,
+        handle: String,
         _attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
-        Err(err(
-            StatusCode::OpUnsupported,
-            "chmod, chown and times are not supported on object storage",
-        ))
+        let path = match self.handles.get(&handle) {
+            Some(OpenHandle::Read { path, .. } | OpenHandle::Write { path, .. }) => {
+                Some(path.clone())
+            }
+            Some(OpenHandle::Dir { .. }) => None,
+            None => return Err(err(StatusCode::Failure, "invalid handle")),
+        };
+        self.set_stat(id, path.as_deref())
     }
 
     async fn symlink(&mut self, _id: u32, _l: String, _t: String) -> Result<Status, Self::Error> {

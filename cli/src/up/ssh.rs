@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use super::door::Bounds;
 use super::paths::Namespace;
-use super::sftp::{SessionContext, Sftp};
+use super::sftp::{SessionContext, SetStat, Sftp};
 
 /// The server id every local login reports.
 pub(crate) const SERVER_ID: &str = "s-local";
@@ -70,6 +70,7 @@ pub(crate) struct Server<B: Backend> {
     pub(crate) data: Arc<std::path::Path>,
     pub(crate) on_upload: Option<super::sftp::UploadHook>,
     pub(crate) bounds: Arc<Bounds>,
+    pub(crate) setstat: SetStat,
 }
 
 impl<B: Backend> Clone for Server<B> {
@@ -80,6 +81,7 @@ impl<B: Backend> Clone for Server<B> {
             data: Arc::clone(&self.data),
             on_upload: self.on_upload.clone(),
             bounds: Arc::clone(&self.bounds),
+            setstat: self.setstat,
         }
     }
 }
@@ -99,6 +101,7 @@ impl<B: Backend> russh::server::Server for Server<B> {
             data: Arc::clone(&self.data),
             on_upload: self.on_upload.clone(),
             bounds: Arc::clone(&self.bounds),
+            setstat: self.setstat,
             login: None,
             logged_in: Arc::new(AtomicBool::new(false)),
             channels: HashMap::new(),
@@ -116,6 +119,7 @@ pub(crate) struct Connection<B: Backend> {
     data: Arc<std::path::Path>,
     on_upload: Option<super::sftp::UploadHook>,
     bounds: Arc<Bounds>,
+    setstat: SetStat,
     login: Option<(Username, AuthResponse)>,
     /// Set at login, read by the front door's grace timer.
     logged_in: Arc<AtomicBool>,
@@ -195,6 +199,19 @@ impl<B: Backend> Connection<B> {
         }
     }
 
+    /// Answers a channel request `ferry up` does not serve with a failure, and logs its kind.
+    fn refuse(
+        &self,
+        channel: ChannelId,
+        request: &'static str,
+        session: &mut Session,
+    ) -> Result<(), anyhow::Error> {
+        let user = self.login.as_ref().map(|(u, _)| u.to_string());
+        info!(target: "ferry::session", session = self.id, user = user.as_deref(), request, "REFUSED");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
     async fn context(&self) -> Option<SessionContext> {
         let (username, response) = self.login.as_ref()?;
         let (namespace, home, vars_home) = match response.home_directory_type {
@@ -254,6 +271,7 @@ impl<B: Backend> Connection<B> {
                 max_write_gap_bytes: self.bounds.max_write_gap_bytes,
             },
             on_upload: self.on_upload.clone(),
+            setstat: self.setstat,
         })
     }
 }
@@ -351,12 +369,18 @@ impl<B: Backend> russh::server::Handler for Connection<B> {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let ctx = if name == "sftp" {
-            self.context().await
-        } else {
-            None
-        };
-        match (ctx, self.channels.remove(&channel_id)) {
+        if name != "sftp" {
+            // The name is the client's text: only its kind is logged. The channel stays open,
+            // so the client may still ask for `sftp` on it.
+            return self.refuse(channel_id, "subsystem", session);
+        }
+        let ctx = self.context().await;
+        // The channel is taken only for a session that starts: a refused one stays usable.
+        let channel = ctx
+            .is_some()
+            .then(|| self.channels.remove(&channel_id))
+            .flatten();
+        match (ctx, channel) {
             (Some(ctx), Some(channel)) => {
                 session.channel_success(channel_id)?;
                 russh_sftp::server::run(
@@ -368,6 +392,42 @@ impl<B: Backend> russh::server::Handler for Connection<B> {
             _ => session.channel_failure(channel_id)?,
         }
         Ok(())
+    }
+
+    // Transfer Family has no shell: commands, shells and terminals are refused at once. Left to
+    // russh's defaults they would go unanswered, and clients that probe for a shell (rclone runs
+    // `md5sum` on connect) would wait forever.
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _command: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Never the command itself: it may carry secrets (`echo PASSWORD | …`).
+        self.refuse(channel, "exec", session)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse(channel, "shell", session)
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse(channel, "pty", session)
     }
 }
 
