@@ -533,3 +533,17 @@ fn audit_events_go_to_the_stacks_own_bus_and_refused_logins_raise_an_alarm_per_s
     let dims = at(alarm, &["Dimensions"]).as_sequence().unwrap();
     assert_eq!(text(at(&dims[0], &["Name"])), "ServerId");
 }
+
+#[test]
+fn the_transfer_server_ignores_setstat_by_default_as_ferry_up_does() {
+    let t = template();
+    assert_eq!(
+        text(at(&t, &["Parameters", "SetStatOption", "Default"])),
+        "ENABLE_NO_OP"
+    );
+    let server = at(resource(&t, "TransferServer"), &["Properties"]);
+    assert_eq!(
+        text(at(server, &["ProtocolDetails", "SetStatOption"])),
+        "SetStatOption"
+    );
+}
