@@ -448,3 +448,43 @@ async fn setstat_is_ignored_by_default_and_refused_when_asked() {
         other => panic!("setstat with --setstat refuse: {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyboard_interactive_is_a_password_login_and_only_ferrys_methods_are_offered() {
+    use russh::client::KeyboardInteractiveAuthResponse as Reply;
+    let mut up = Up::start(&[], None);
+    let password = up.password.clone();
+    for (answer, allowed) in [("not-the-password", false), (password.as_str(), true)] {
+        let mut session = ferry_tests::ssh::connect(up.port).await.unwrap();
+        let reply = session
+            .authenticate_keyboard_interactive_start("demo", None)
+            .await
+            .unwrap();
+        let Reply::InfoRequest { prompts, .. } = reply else {
+            panic!("expected a prompt, got {reply:?}");
+        };
+        assert_eq!(prompts.len(), 1, "one prompt: the password");
+        let reply = session
+            .authenticate_keyboard_interactive_respond(vec![answer.to_owned()])
+            .await
+            .unwrap();
+        match (reply, allowed) {
+            (Reply::Success, true) => {}
+            (
+                Reply::Failure {
+                    remaining_methods, ..
+                },
+                false,
+            ) => {
+                let offered: Vec<&str> = remaining_methods.iter().map(<&str>::from).collect();
+                assert_eq!(
+                    offered,
+                    ["publickey", "password", "keyboard-interactive"],
+                    "only the methods ferry implements"
+                );
+            }
+            (other, _) => panic!("{answer}: {other:?}"),
+        }
+    }
+    assert!(up.alive());
+}

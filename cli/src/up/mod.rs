@@ -90,6 +90,14 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
     let config = Arc::new(russh::server::Config {
         keys: vec![host_key],
         // Every rejection takes the same second, whatever failed.
+        // Only what ferry implements: no `none`, no host-based logins.
+        methods: russh::MethodSet::from(
+            &[
+                russh::MethodKind::PublicKey,
+                russh::MethodKind::Password,
+                russh::MethodKind::KeyboardInteractive,
+            ][..],
+        ),
         auth_rejection_time: Duration::from_secs(1),
         auth_rejection_time_initial: Some(Duration::ZERO),
         inactivity_timeout: Some(Duration::from_secs(a.bounds.idle_timeout_seconds)),

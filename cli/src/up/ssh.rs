@@ -301,6 +301,33 @@ impl<B: Backend> russh::server::Handler for Connection<B> {
         Ok(self.settle(login, "password"))
     }
 
+    /// PuTTY-based clients (FileZilla, WinSCP) try keyboard-interactive before `password`: one
+    /// prompt, and its answer is judged exactly as a password login is (the same checks, the
+    /// same single verification).
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let Some(mut answers) = response else {
+            return Ok(Auth::Partial {
+                name: "".into(),
+                instructions: "".into(),
+                prompts: vec![("Password: ".into(), false)].into(),
+            });
+        };
+        let password = answers
+            .next()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .and_then(|text| Password::parse(text).ok());
+        let Some(password) = password else {
+            return Ok(Auth::reject());
+        };
+        let login = self.decide(user, Credential::Password(password)).await;
+        Ok(self.settle(login, "keyboard-interactive"))
+    }
+
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
