@@ -30,8 +30,10 @@ scripts/deny.sh
 log_file="$FERRY_LOCAL/test-output.log"
 rm -f "$log_file"
 status=0
+# The interop suite drives real SFTP clients (psftp, lftp, rclone, curl, paramiko).
+ferry_clients_install || status=$?
 # The end-to-end suites run the real function binaries, so build them first.
-cargo build --workspace --bins --locked || status=$?
+[ "$status" -eq 0 ] && { cargo build --workspace --bins --locked || status=$?; }
 if [ "$status" -eq 0 ]; then
     cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log_file" || status=$?
 fi

@@ -62,6 +62,39 @@ ferry_lint_install() {
     ferry_pip_tool checkov "checkov==$CHECKOV_VERSION" checkov || return 1
 }
 
+# The third-party SFTP clients the interop suite drives (tests/tests/interop.rs), from Debian's
+# packages: installed with apt-get only when one of their tools is missing.
+ferry_clients_install() {
+    local pair pkg exe missing=() updated=0
+    for pair in putty-tools:psftp putty-tools:puttygen lftp:lftp rclone:rclone curl:curl \
+        python3-paramiko:; do
+        pkg=${pair%%:*} exe=${pair#*:}
+        if [ -n "$exe" ]; then
+            command -v "$exe" >/dev/null 2>&1 && continue
+        else
+            /usr/bin/python3 -c 'import paramiko' >/dev/null 2>&1 && continue
+        fi
+        case " ${missing[*]} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    mkdir -p "$FERRY_LOCAL"
+    local sudo=''
+    [ "$(id -u)" -ne 0 ] && sudo='sudo'
+    for pkg in "${missing[@]}"; do
+        if [ "$updated" -eq 0 ]; then
+            log "installing SFTP clients from Debian: ${missing[*]}"
+            $sudo apt-get update -q >/dev/null || { log "apt-get update failed (needed for $pkg)"; return 1; }
+            updated=1
+        fi
+        if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$pkg" \
+            >"$FERRY_LOCAL/apt-$pkg.log" 2>&1; then
+            cat "$FERRY_LOCAL/apt-$pkg.log" >&2
+            log "apt-get install $pkg failed: the interop suite (tests/tests/interop.rs) needs it"
+            return 1
+        fi
+    done
+}
+
 # Two distinct free ports, both held until both are known (two separate picks could repeat).
 free_ports() {
     python3 -c 'import socket
