@@ -3,6 +3,7 @@
 //! Runtime API so the real `auth` binary can be invoked as Lambda would.
 
 pub mod fixture;
+pub mod harness;
 pub mod runtime_api;
 pub mod ssh;
 pub mod stream;

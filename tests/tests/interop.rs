@@ -8,184 +8,30 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use ferry_tests::Fixture;
 use ferry_tests::fixture::unique;
-use ferry_tests::run_with_stdin;
-use ferry_tests::runtime_api::workspace_binary;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Store {
-    Local,
-    Aws,
-}
-
-struct AwsSide {
-    rt: tokio::runtime::Runtime,
-    fixture: Fixture,
-    s3: aws_sdk_s3::Client,
-}
-
-/// A running `ferry up` on a fresh data folder (and, for `--aws`, its own table and bucket).
-struct Up {
-    child: Child,
-    data: PathBuf,
-    work: PathBuf,
-    port: u16,
-    bucket: String,
-    aws: Option<AwsSide>,
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.work);
-    }
-}
+use ferry_tests::harness::{Store, Up, random_file};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-interop-pw";
 
-impl Up {
-    fn start(store: Store) -> Up {
-        let work = std::env::temp_dir().join(unique("ferry-interop"));
-        std::fs::create_dir_all(&work).unwrap();
-        let data = work.join("data");
-        let mut cmd = Command::new(workspace_binary("ferry").unwrap());
-        cmd.args(["up", "--data", data.to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0"]);
-        let (aws, bucket) = match store {
-            Store::Local => (None, "ferry-local".to_owned()),
-            Store::Aws => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let fixture = rt.block_on(Fixture::new()).unwrap();
-                let bucket = rt.block_on(fixture.bucket()).unwrap();
-                cmd.args(["--aws", "--table", &fixture.table])
-                    .args(["--salt-secret", &fixture.secret_id]);
-                let s3 = fixture.s3();
-                (Some(AwsSide { rt, fixture, s3 }), bucket)
-            }
-        };
-        let started = ferry_tests::up::start(cmd).unwrap();
-        let up = Up {
-            child: started.child,
-            data,
-            work,
-            port: started.port,
-            bucket,
-            aws,
-        };
-        up.add(USER, &["--password-stdin"], &format!("{PASSWORD}\n"));
-        up
-    }
+/// `ferry up` with the suite's user, who logs in with a password.
+fn start(store: Store) -> Up {
+    let up = Up::start(store);
+    up.add_user(USER, PASSWORD, &[]);
+    up
+}
 
-    /// `ferry user add NAME --home NAME` with this store's bucket and policy, and `extra`.
-    fn add(&self, name: &str, extra: &[&str], stdin: &str) {
-        let mut cmd = Command::new(workspace_binary("ferry").unwrap());
-        match &self.aws {
-            None => {
-                cmd.arg("--local").arg(&self.data);
-            }
-            Some(aws) => {
-                cmd.args(["--table", &aws.fixture.table])
-                    .args(["--salt-secret", &aws.fixture.secret_id]);
-            }
-        }
-        cmd.args(["user", "add", name, "--home", name]);
-        if let Some(aws) = &self.aws {
-            cmd.args(["--bucket", &self.bucket])
-                .args(["--policy-arn", &aws.fixture.policy_arn]);
-        }
-        cmd.args(extra);
-        let out = run_with_stdin(cmd, stdin).unwrap();
-        assert!(
-            out.status.success(),
-            "ferry user add: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+/// What the client drivers need of a started `ferry up`.
+trait Clients {
+    fn home(&self) -> String;
+    fn file(&self, name: &str, text: &str) -> PathBuf;
+    fn host_key_fingerprints(&self) -> Vec<String>;
+}
 
-    /// Writes many small objects straight into storage (S3: 32 PUTs at a time).
-    fn put_objects(&self, keys: &[String], body: &[u8]) {
-        let Some(aws) = &self.aws else {
-            for key in keys {
-                let path = self.data.join("objects").join(&self.bucket).join(key);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(path, body).unwrap();
-            }
-            return;
-        };
-        aws.rt.block_on(async {
-            for chunk in keys.chunks(32) {
-                let mut puts = tokio::task::JoinSet::new();
-                for key in chunk {
-                    let put = aws
-                        .s3
-                        .put_object()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .body(body.to_vec().into())
-                        .send();
-                    puts.spawn(put);
-                }
-                while let Some(done) = puts.join_next().await {
-                    done.unwrap().unwrap();
-                }
-            }
-        });
-    }
-
-    /// The bytes stored under `key`, or `None` when there is no such file (object).
-    fn object(&self, key: &str) -> Option<Vec<u8>> {
-        match &self.aws {
-            None => std::fs::read(self.data.join("objects").join(&self.bucket).join(key)).ok(),
-            Some(aws) => aws.rt.block_on(async {
-                let out = aws
-                    .s3
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .ok()?;
-                Some(out.body.collect().await.unwrap().into_bytes().to_vec())
-            }),
-        }
-    }
-
-    /// Whether `key` is a folder: a directory, or a prefix with something under it in S3.
-    fn is_dir(&self, key: &str) -> bool {
-        match &self.aws {
-            None => self
-                .data
-                .join("objects")
-                .join(&self.bucket)
-                .join(key)
-                .is_dir(),
-            Some(aws) => {
-                let out = aws
-                    .rt
-                    .block_on(
-                        aws.s3
-                            .list_objects_v2()
-                            .bucket(&self.bucket)
-                            .prefix(format!("{key}/"))
-                            .max_keys(1)
-                            .send(),
-                    )
-                    .unwrap();
-                !out.contents().is_empty()
-            }
-        }
-    }
-
+impl Clients for Up {
     /// The user's home as an absolute SFTP path.
     fn home(&self) -> String {
         format!("/{}/{USER}", self.bucket)
@@ -232,20 +78,6 @@ fn run(what: &str, cmd: &mut Command) -> String {
         out.status
     );
     text
-}
-
-fn random_file(path: &Path, len: usize) {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ len as u64;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut left = len;
-    while left > 0 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let n = left.min(8);
-        f.write_all(&state.to_le_bytes()[..n]).unwrap();
-        left -= n;
-    }
 }
 
 /// One client driven through a [`Session`]; returns everything it printed.
@@ -656,25 +488,7 @@ fn a_folder_of_5000_files_is_listed_completely_by_every_client(up: Up) {
     }
 }
 
-/// Each case runs on both stores: `local::case` on the data folder, `aws::case` with `--aws`.
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod local {
-            $(#[test]
-            fn $case() {
-                super::$case(super::Up::start(super::Store::Local));
-            })*
-        }
-        mod aws {
-            $(#[test]
-            fn $case() {
-                super::$case(super::Up::start(super::Store::Aws));
-            })*
-        }
-    };
-}
-
-on_both_stores!(
+ferry_tests::on_both_stores!(
     openssh_sftp_round_trip,
     psftp_with_a_password_round_trip,
     psftp_with_a_key_round_trip,
