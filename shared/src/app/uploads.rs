@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::domain::upload_event::{Delivered, ObjectEvent, read_event};
 use crate::domain::upload_rules::{
-    Scan, SourceAction, TAG_ETAG, TAG_REASON, TAG_SHA256, TAG_VERDICT, UploadConfig, sniff,
+    Scan, SourceAction, TAG_ETAG, TAG_KEY, TAG_REASON, TAG_SHA256, TAG_VERDICT, UploadConfig, sniff,
 };
 use crate::ports::error_chain;
 use crate::ports::{
@@ -86,11 +86,15 @@ pub async fn process<S: UploadStore, N: Notifier, R: RulesSource>(
     };
     // Tag values cannot hold the quotes S3 puts around ETags.
     let etag_tag = head.etag.trim_matches('"').to_owned();
-    let tagged_for = tags
-        .iter()
-        .find(|(k, _)| k == TAG_ETAG)
-        .map(|(_, v)| v.as_str());
-    if tagged_for == Some(etag_tag.as_str()) {
+    let key_tag = hex(&Sha256::digest(event.key.as_bytes()));
+    let tag = |name: &str| {
+        tags.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    // Processed means processed for this ETag under this key. Objects tagged before the key tag
+    // existed are judged by their ETag alone, as they were.
+    if tag(TAG_ETAG) == Some(etag_tag.as_str()) && tag(TAG_KEY).is_none_or(|k| k == key_tag) {
         return UploadOutcome::Skipped("already processed".into());
     }
     let relative = &event.key[prefix.len()..];
@@ -147,6 +151,7 @@ pub async fn process<S: UploadStore, N: Notifier, R: RulesSource>(
         (TAG_VERDICT.to_owned(), verdict_name.to_owned()),
         (TAG_REASON.to_owned(), tag_value(&reason)),
         (TAG_ETAG.to_owned(), etag_tag),
+        (TAG_KEY.to_owned(), key_tag),
     ];
     let request = CopyRequest {
         bucket: &event.bucket,
@@ -312,6 +317,84 @@ mod tests {
         async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
             self.0.delete(bucket, key).await
         }
+    }
+
+    #[tokio::test]
+    async fn a_copy_carrying_its_sources_tags_is_processed_under_its_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("objects/bucket/alice");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join("tool.bin"), b"#!/bin/sh\n").unwrap();
+        let store = FileUploads::new(dir.path());
+        let notices = JsonLines(dir.path().join("notices.jsonl"));
+        let config = UploadConfig {
+            source_action: SourceAction::Copy,
+            ..UploadConfig::default()
+        };
+        let event = |key: &str| ObjectEvent {
+            bucket: "bucket".into(),
+            key: key.into(),
+            size: None,
+            etag: None,
+            version_id: None,
+            sequencer: None,
+        };
+        let first = process(
+            &event("alice/tool.bin"),
+            &store,
+            &notices,
+            &NoUserRules,
+            &config,
+        )
+        .await;
+        assert!(
+            matches!(first, UploadOutcome::Processed { .. }),
+            "{first:?}"
+        );
+        let again = process(
+            &event("alice/tool.bin"),
+            &store,
+            &notices,
+            &NoUserRules,
+            &config,
+        )
+        .await;
+        assert_eq!(again, UploadOutcome::Skipped("already processed".into()));
+        // S3's CopyObject keeps the tags (ETag included); here the same, by hand.
+        std::fs::copy(home.join("tool.bin"), home.join("invoice.pdf")).unwrap();
+        let tags = store.tags("bucket", "alice/tool.bin").await.unwrap();
+        let copied_etag = store
+            .head("bucket", "alice/invoice.pdf")
+            .await
+            .unwrap()
+            .unwrap()
+            .etag;
+        let tags: Vec<(String, String)> = tags
+            .into_iter()
+            .map(|(k, v)| {
+                if k == TAG_ETAG {
+                    (k, copied_etag.trim_matches('"').to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        store
+            .put_tags("bucket", "alice/invoice.pdf", &tags)
+            .await
+            .unwrap();
+        let renamed = process(
+            &event("alice/invoice.pdf"),
+            &store,
+            &notices,
+            &NoUserRules,
+            &config,
+        )
+        .await;
+        let UploadOutcome::Processed { verdict, .. } = renamed else {
+            panic!("the copy was not judged under its own name: {renamed:?}");
+        };
+        assert_eq!(verdict, "quarantined");
     }
 
     #[tokio::test]

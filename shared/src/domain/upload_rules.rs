@@ -9,6 +9,10 @@ pub const TAG_SHA256: &str = "ferry-sha256";
 pub const TAG_VERDICT: &str = "ferry-verdict";
 pub const TAG_REASON: &str = "ferry-reason";
 pub const TAG_ETAG: &str = "ferry-etag";
+/// The key the verdict was made for (hex SHA-256 of it: keys are longer than a tag value may
+/// be). A copy carries its source's tags, ETag included: without this, a file renamed on S3
+/// (a copy) would look processed under its new name and never be judged there.
+pub const TAG_KEY: &str = "ferry-key";
 
 /// What happens to the user's file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
