@@ -348,28 +348,18 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
     pub async fn handle_event(&self, event: &Value) -> Value {
         let started = Instant::now();
         let (shape, request) = read_event(event);
-        let (decision, partial, flow) = match request {
+        let decision = match request {
             Ok(req) => {
-                let flow = flow_name(&req.credential);
-                let partial = Partial {
-                    username: Some(req.username.clone()),
-                    server_id: Some(req.server_id.clone()),
-                    protocol: Some(req.protocol),
-                    source_ip: Some(req.source_ip),
-                };
-                (self.authenticate(&req).await, partial, flow)
+                let decision = self.authenticate(&req).await;
+                self.audit_decision(&req, &decision, started.elapsed());
+                decision
             }
-            Err((err, partial)) => (
-                Decision::Deny(DenyReason::BadRequest(err.code())),
-                partial,
-                "unknown",
-            ),
+            Err((err, partial)) => {
+                let decision = Decision::Deny(DenyReason::BadRequest(err.code()));
+                self.record(&decision, &partial, "unknown", started.elapsed());
+                decision
+            }
         };
-        let latency = started.elapsed();
-        audit(&decision, &partial, flow, latency);
-        if let Some(sink) = &self.audit_sink {
-            sink.submit(login_event(&decision, &partial, flow, latency));
-        }
         match decision {
             Decision::Allow(response) => render(shape, Some(&response)),
             Decision::Deny(_) => render(shape, None),
@@ -377,7 +367,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
     }
 
     /// The audit line and the audit event of a decision `authenticate` made, for entry points
-    /// that call it directly (`ferry up`'s SSH logins) rather than through `handle_event`.
+    /// that call it directly (`ferry up`'s SSH logins) and for `handle_event`.
     pub fn audit_decision(&self, req: &AuthRequest, decision: &Decision, latency: Duration) {
         let partial = Partial {
             username: Some(req.username.clone()),
@@ -385,10 +375,20 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             protocol: Some(req.protocol),
             source_ip: Some(req.source_ip),
         };
-        let flow = flow_name(&req.credential);
-        audit(decision, &partial, flow, latency);
+        self.record(decision, &partial, flow_name(&req.credential), latency);
+    }
+
+    /// One decision's audit line, and its event when a sink is set.
+    fn record(
+        &self,
+        decision: &Decision,
+        partial: &Partial,
+        flow: &'static str,
+        latency: Duration,
+    ) {
+        audit(decision, partial, flow, latency);
         if let Some(sink) = &self.audit_sink {
-            sink.submit(login_event(decision, &partial, flow, latency));
+            sink.submit(login_event(decision, partial, flow, latency));
         }
     }
 
