@@ -41,66 +41,43 @@ impl DynamoFailureStore {
         HashMap::from([(attr::KEY.to_owned(), AttributeValue::S(key.to_string()))])
     }
 
-    /// Step 1: add to the open window. `Ok(None)` when no window is open.
-    async fn add(
+    /// Step 1 (`open == false`): add to the open window. Step 2 (`open == true`): open a new
+    /// window with this failure. `Ok(None)` when the step's condition did not hold: no window
+    /// open (step 1), or another instance opened one a moment ago (step 2).
+    async fn count(
         &self,
         key: &DefenderKey,
         weight: u32,
         rule: &Rule,
         now: i64,
+        open: bool,
     ) -> Result<Option<Tally>, StoreError> {
-        let cutoff = now.saturating_sub(secs(rule.window));
-        let out = self
+        let (update, condition) = if open {
+            (
+                "SET #start = :now, #score = :w, #expires = :ttl",
+                "attribute_not_exists(#start) OR #start <= :cutoff",
+            )
+        } else {
+            ("ADD #score :w SET #expires = :ttl", "#start > :cutoff")
+        };
+        let mut request = self
             .client
             .update_item()
             .table_name(self.table()?)
             .set_key(Some(Self::key(key)))
-            .update_expression("ADD #score :w SET #expires = :ttl")
-            .condition_expression("#start > :cutoff")
+            .update_expression(update)
+            .condition_expression(condition)
             .expression_attribute_names("#score", attr::SCORE)
             .expression_attribute_names("#expires", attr::EXPIRES_AT)
             .expression_attribute_names("#start", attr::WINDOW_START)
             .expression_attribute_values(":w", number(weight))
             .expression_attribute_values(":ttl", number(rule.expires_at(now)))
-            .expression_attribute_values(":cutoff", number(cutoff))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match out {
-            Ok(out) => tally(out.attributes.as_ref()).map(Some),
-            Err(e) if conditional_failed(&e) => Ok(None),
-            Err(e) => Err(unavailable(e)),
+            .expression_attribute_values(":cutoff", number(now.saturating_sub(secs(rule.window))))
+            .return_values(ReturnValue::AllNew);
+        if open {
+            request = request.expression_attribute_values(":now", number(now));
         }
-    }
-
-    /// Step 2: open a new window with this failure. `Ok(None)` when another instance opened one
-    /// a moment ago.
-    async fn open(
-        &self,
-        key: &DefenderKey,
-        weight: u32,
-        rule: &Rule,
-        now: i64,
-    ) -> Result<Option<Tally>, StoreError> {
-        let cutoff = now.saturating_sub(secs(rule.window));
-        let out = self
-            .client
-            .update_item()
-            .table_name(self.table()?)
-            .set_key(Some(Self::key(key)))
-            .update_expression("SET #start = :now, #score = :w, #expires = :ttl")
-            .condition_expression("attribute_not_exists(#start) OR #start <= :cutoff")
-            .expression_attribute_names("#score", attr::SCORE)
-            .expression_attribute_names("#expires", attr::EXPIRES_AT)
-            .expression_attribute_names("#start", attr::WINDOW_START)
-            .expression_attribute_values(":w", number(weight))
-            .expression_attribute_values(":now", number(now))
-            .expression_attribute_values(":ttl", number(rule.expires_at(now)))
-            .expression_attribute_values(":cutoff", number(cutoff))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match out {
+        match request.send().await {
             Ok(out) => tally(out.attributes.as_ref()).map(Some),
             Err(e) if conditional_failed(&e) => Ok(None),
             Err(e) => Err(unavailable(e)),
@@ -211,9 +188,9 @@ impl FailureStore for DynamoFailureStore {
         now: i64,
     ) -> Result<Tally, StoreError> {
         for _ in 0..ROUNDS {
-            let counted = match self.add(key, weight, rule, now).await? {
+            let counted = match self.count(key, weight, rule, now, false).await? {
                 Some(t) => Some(t),
-                None => self.open(key, weight, rule, now).await?,
+                None => self.count(key, weight, rule, now, true).await?,
             };
             if let Some(t) = counted {
                 if rule.lock_due(&t, weight, now) {
