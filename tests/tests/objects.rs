@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
 use ferry_core::adapters::aws::s3::S3Objects;
-use ferry_core::ports::{Kind, ObjectError, ObjectReader, ObjectStore};
+use ferry_core::ports::{Kind, ObjectError, ObjectLister, ObjectReader, ObjectStore};
 use ferry_tests::Fixture;
 
 async fn store() -> (Fixture, S3Objects, String) {
@@ -53,6 +53,42 @@ async fn folders_are_prefixes_or_markers_and_listings_show_each_name_once() {
     );
     s.remove_dir(&b, "empty").await.unwrap();
     assert_eq!(s.stat(&b, "empty").await.unwrap(), Kind::Missing);
+}
+
+#[tokio::test]
+async fn a_folder_of_several_s3_answers_is_listed_a_page_at_a_time_in_key_order() {
+    let (f, s, b) = store().await;
+    // 2,300 objects, two subfolders (one only a marker) and the folder's own marker: three
+    // ListObjectsV2 answers of at most 1,000 keys.
+    let mut keys: Vec<String> = (0..2_300).map(|n| format!("big/f{n:04}")).collect();
+    keys.extend(["big/".into(), "big/m-sub/".into(), "big/sub/x".into()]);
+    let s3 = f.s3();
+    for chunk in keys.chunks(32) {
+        let mut puts = tokio::task::JoinSet::new();
+        for key in chunk {
+            puts.spawn(s3.put_object().bucket(&b).key(key).body(Vec::new().into()).send());
+        }
+        while let Some(done) = puts.join_next().await {
+            done.unwrap().unwrap();
+        }
+    }
+    let mut lister = s.list_pages(&b, "big").await.unwrap();
+    let mut names = Vec::new();
+    loop {
+        let page = lister.next_page(100).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 100, "a page of {}", page.len());
+        names.extend(page.into_iter().map(|e| (e.name, e.kind == Kind::Dir)));
+    }
+    assert_eq!(names.len(), 2_302, "every file and both subfolders, not the marker");
+    assert!(names.windows(2).all(|w| w[0].0 < w[1].0), "in key order, none twice");
+    assert!(names.contains(&("m-sub".to_owned(), true)));
+    assert!(names.contains(&("sub".to_owned(), true)));
+    assert!(names.contains(&("f2299".to_owned(), false)));
+    assert!(!s.is_empty_dir(&b, "big").await.unwrap());
+    assert!(s.is_empty_dir(&b, "big/m-sub").await.unwrap());
 }
 
 #[tokio::test]

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_core::domain::access::{Request, SessionPolicy, Verdict};
-use ferry_core::ports::{Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore, parent_key};
+use ferry_core::ports::{
+    Kind, ObjectError, ObjectLister, ObjectMeta, ObjectReader, ObjectStore, parent_key,
+};
 use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
 };
@@ -75,7 +77,7 @@ pub(crate) struct SessionLimits {
 /// What `ferry up` does with every completed upload.
 pub(crate) type UploadHook = Arc<dyn Fn(String, String) + Send + Sync>;
 
-enum OpenHandle<R> {
+enum OpenHandle<R, L> {
     Read {
         reader: R,
         meta: ObjectMeta,
@@ -93,14 +95,22 @@ enum OpenHandle<R> {
         end: u64,
     },
     /// A listing handed out a page per READDIR.
-    Dir { entries: std::vec::IntoIter<File> },
+    Dir(Listing<L>),
+}
+
+/// What an open directory hands out.
+enum Listing<L> {
+    /// The logical root of a user with home mappings: a handful of names, known at once.
+    Virtual(std::vec::IntoIter<File>),
+    /// A folder in a store, read a page per READDIR (never whole: folders can be huge).
+    Store(L),
 }
 
 /// One SFTP session.
 pub(crate) struct Sftp<O: ObjectStore> {
     ctx: Arc<SessionContext>,
     store: Arc<O>,
-    handles: HashMap<String, OpenHandle<O::Reader>>,
+    handles: HashMap<String, OpenHandle<O::Reader, O::Lister>>,
     next: u64,
 }
 
@@ -297,7 +307,7 @@ impl<O: ObjectStore> Sftp<O> {
         Ok(())
     }
 
-    fn handle(&mut self, h: OpenHandle<O::Reader>) -> String {
+    fn handle(&mut self, h: OpenHandle<O::Reader, O::Lister>) -> String {
         self.next += 1;
         let name = self.next.to_string();
         self.handles.insert(name.clone(), h);
@@ -424,7 +434,7 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
                     modified: Some(SystemTime::now()),
                 })
             }
-            Some(OpenHandle::Dir { .. }) => dir_attrs(),
+            Some(OpenHandle::Dir(_)) => dir_attrs(),
             None => return Err(err(StatusCode::Failure, "invalid handle")),
         };
         Ok(Attrs { id, attrs })
@@ -433,11 +443,14 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
         self.room_for_a_handle()?;
         let (_, loc) = self.resolve(&path)?;
-        let entries: Vec<File> = match loc {
-            Location::Virtual { children } => children
-                .into_iter()
-                .map(|c| File::new(c, dir_attrs()))
-                .collect(),
+        let listing = match loc {
+            Location::Virtual { children } => Listing::Virtual(
+                children
+                    .into_iter()
+                    .map(|c| File::new(c, dir_attrs()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
             Location::Object { bucket, key } => {
                 self.require_list(&bucket, &key)?;
                 match self.kind(&bucket, &key).await? {
@@ -445,34 +458,40 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
                     Kind::File(_) => return Err(err(StatusCode::Failure, "not a directory")),
                     Kind::Missing => return Err(no_such_file()),
                 }
-                self.store
-                    .list(&bucket, &key)
-                    .await
-                    .map_err(|e| store_err(&e))?
-                    .into_iter()
-                    .map(|e| {
-                        let attrs = match &e.kind {
-                            Kind::File(meta) => file_attrs(meta),
-                            _ => dir_attrs(),
-                        };
-                        File::new(e.name, attrs)
-                    })
-                    .collect()
+                Listing::Store(
+                    self.store
+                        .list_pages(&bucket, &key)
+                        .await
+                        .map_err(|e| store_err(&e))?,
+                )
             }
         };
         Ok(Handle {
             id,
-            handle: self.handle(OpenHandle::Dir {
-                entries: entries.into_iter(),
-            }),
+            handle: self.handle(OpenHandle::Dir(listing)),
         })
     }
 
     async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
-        let Some(OpenHandle::Dir { entries }) = self.handles.get_mut(&handle) else {
+        let Some(OpenHandle::Dir(listing)) = self.handles.get_mut(&handle) else {
             return Err(err(StatusCode::Failure, "invalid handle"));
         };
-        let files: Vec<File> = entries.by_ref().take(NAMES_PER_READDIR).collect();
+        let files: Vec<File> = match listing {
+            Listing::Virtual(names) => names.by_ref().take(NAMES_PER_READDIR).collect(),
+            Listing::Store(lister) => lister
+                .next_page(NAMES_PER_READDIR)
+                .await
+                .map_err(|e| store_err(&e))?
+                .into_iter()
+                .map(|e| {
+                    let attrs = match e.kind {
+                        Kind::File(meta) => file_attrs(&meta),
+                        _ => dir_attrs(),
+                    };
+                    File::new(e.name, attrs)
+                })
+                .collect(),
+        };
         if files.is_empty() {
             return Err(err(StatusCode::Eof, "end of directory"));
         }
@@ -645,7 +664,7 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
                 info!(target: "ferry::session", session = self.ctx.id, user = %self.ctx.username, path = %path, bytes, mode = "read", "CLOSE");
                 Ok(ok(id))
             }
-            Some(OpenHandle::Dir { .. }) => Ok(ok(id)),
+            Some(OpenHandle::Dir(_)) => Ok(ok(id)),
             None => Err(err(StatusCode::Failure, "invalid handle")),
         }
     }
@@ -702,12 +721,12 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
             Kind::File(_) => return Err(err(StatusCode::Failure, "not a directory")),
             Kind::Missing => return Err(err(StatusCode::NoSuchFile, "no such directory")),
         }
-        let inside = self
+        let empty = self
             .store
-            .list(&bucket, &key)
+            .is_empty_dir(&bucket, &key)
             .await
             .map_err(|e| store_err(&e))?;
-        if !inside.is_empty() {
+        if !empty {
             return Err(err(StatusCode::Failure, "directory not empty"));
         }
         self.store
@@ -779,7 +798,7 @@ impl<O: ObjectStore> russh_sftp::server::Handler for Sftp<O> {
             Some(OpenHandle::Read { path, .. } | OpenHandle::Write { path, .. }) => {
                 Some(path.clone())
             }
-            Some(OpenHandle::Dir { .. }) => None,
+            Some(OpenHandle::Dir(_)) => None,
             None => return Err(err(StatusCode::Failure, "invalid handle")),
         };
         self.set_stat(id, path.as_deref())

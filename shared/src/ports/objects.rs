@@ -69,9 +69,20 @@ pub trait ObjectReader: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<u8>, ObjectError>> + Send;
 }
 
+/// A folder's listing, read a page at a time: however large the folder, a listing holds one
+/// page (the data folder: an open directory; S3: one ListObjectsV2 answer of at most 1,000 keys).
+pub trait ObjectLister: Send + Sync + 'static {
+    /// Up to `max` more names (`max` at least 1); an empty page means the listing is done.
+    fn next_page(
+        &mut self,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Entry>, ObjectError>> + Send;
+}
+
 /// A bucket store.
 pub trait ObjectStore: Send + Sync + 'static {
     type Reader: ObjectReader;
+    type Lister: ObjectLister;
 
     /// What `key` is; the empty key is the bucket itself ([`ObjectError::NoSuchBucket`] if it
     /// does not exist).
@@ -81,12 +92,47 @@ pub trait ObjectStore: Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Kind, ObjectError>> + Send;
 
-    /// The names directly inside folder `dir`, sorted.
+    /// Starts listing the names directly inside folder `dir`, in the store's order (S3: key
+    /// order; the data folder: the directory's own order, as OpenSSH's `sftp-server` sends it).
+    fn list_pages(
+        &self,
+        bucket: &str,
+        dir: &str,
+    ) -> impl Future<Output = Result<Self::Lister, ObjectError>> + Send;
+
+    /// Every name directly inside folder `dir`, sorted: for small folders and tests (a listing
+    /// a client asked for goes page by page through [`ObjectStore::list_pages`]).
     fn list(
         &self,
         bucket: &str,
         dir: &str,
-    ) -> impl Future<Output = Result<Vec<Entry>, ObjectError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Entry>, ObjectError>> + Send {
+        async move {
+            let mut lister = self.list_pages(bucket, dir).await?;
+            let mut entries = Vec::new();
+            loop {
+                let page = lister.next_page(1_000).await?;
+                if page.is_empty() {
+                    break;
+                }
+                entries.extend(page);
+            }
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(entries)
+        }
+    }
+
+    /// Whether folder `dir` holds anything (one page of one name, whatever its size).
+    fn is_empty_dir(
+        &self,
+        bucket: &str,
+        dir: &str,
+    ) -> impl Future<Output = Result<bool, ObjectError>> + Send {
+        async move {
+            let mut lister = self.list_pages(bucket, dir).await?;
+            Ok(lister.next_page(1).await?.is_empty())
+        }
+    }
 
     /// Opens an object for reading.
     fn open(

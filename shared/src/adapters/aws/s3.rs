@@ -3,6 +3,7 @@
 //! whole (multipart above 64 MiB), so an object appears complete or not at all. Also the upload
 //! processor's operations: conditional reads and copies (multipart above 5 GiB), and tags.
 
+use std::collections::VecDeque;
 use std::path::Path;
 
 use aws_sdk_s3::Client;
@@ -16,7 +17,9 @@ use tracing::{instrument, warn};
 
 use crate::ports::StoreError;
 use crate::ports::{BodyStream, CopyRequest, CopyResult, Head, UploadStore};
-use crate::ports::{Entry, Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore};
+use crate::ports::{
+    Entry, Kind, ObjectError, ObjectLister, ObjectMeta, ObjectReader, ObjectStore,
+};
 
 /// Uploads above this go multipart (PutObject alone stops at 5 GiB).
 const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
@@ -267,8 +270,87 @@ impl S3Objects {
     }
 }
 
+/// A folder listed one ListObjectsV2 answer (at most 1,000 keys) at a time: the continuation
+/// token is all a listing keeps between answers, so a folder of any size costs one answer.
+#[derive(Debug)]
+pub struct S3Lister {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    token: Option<String>,
+    done: bool,
+    buffered: VecDeque<Entry>,
+}
+
+impl S3Lister {
+    /// Reads the next answer into the buffer, in key order (folders and files interleaved as
+    /// their keys are).
+    #[instrument(skip(self), fields(bucket = %self.bucket, prefix = %self.prefix))]
+    async fn fetch(&mut self) -> Result<(), ObjectError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .delimiter("/")
+            .set_continuation_token(self.token.take())
+            .send()
+            .await
+            .map_err(classify)?;
+        let plain = |name: &&str| !name.is_empty() && *name != "." && *name != "..";
+        let mut page: Vec<(String, Entry)> = Vec::new();
+        for p in out.common_prefixes() {
+            let Some(key) = p.prefix() else { continue };
+            let name = key
+                .strip_prefix(self.prefix.as_str())
+                .map(|n| n.trim_end_matches('/'));
+            if let Some(name) = name.filter(plain) {
+                let entry = Entry {
+                    name: name.to_owned(),
+                    kind: Kind::Dir,
+                };
+                page.push((key.to_owned(), entry));
+            }
+        }
+        for o in out.contents() {
+            let Some(key) = o.key() else { continue };
+            // The folder's own marker (`dir/`) is not one of its entries.
+            if let Some(name) = key.strip_prefix(self.prefix.as_str()).filter(plain) {
+                let entry = Entry {
+                    name: name.to_owned(),
+                    kind: Kind::File(ObjectMeta {
+                        size: size(o.size()),
+                        modified: modified(o.last_modified()),
+                    }),
+                };
+                page.push((key.to_owned(), entry));
+            }
+        }
+        page.sort_by(|a, b| a.0.cmp(&b.0));
+        self.buffered.extend(page.into_iter().map(|(_, e)| e));
+        self.token = out
+            .next_continuation_token()
+            .filter(|_| out.is_truncated() == Some(true))
+            .map(str::to_owned);
+        self.done = self.token.is_none();
+        Ok(())
+    }
+}
+
+impl ObjectLister for S3Lister {
+    async fn next_page(&mut self, max: usize) -> Result<Vec<Entry>, ObjectError> {
+        // An answer can hold nothing to show (only the folder's marker): read on until it does.
+        while self.buffered.len() < max.max(1) && !self.done {
+            self.fetch().await?;
+        }
+        let n = self.buffered.len().min(max.max(1));
+        Ok(self.buffered.drain(..n).collect())
+    }
+}
+
 impl ObjectStore for S3Objects {
     type Reader = S3Reader;
+    type Lister = S3Lister;
 
     #[instrument(skip(self))]
     async fn stat(&self, bucket: &str, key: &str) -> Result<Kind, ObjectError> {
@@ -303,48 +385,15 @@ impl ObjectStore for S3Objects {
         )
     }
 
-    #[instrument(skip(self))]
-    async fn list(&self, bucket: &str, dir: &str) -> Result<Vec<Entry>, ObjectError> {
-        let prefix = folder(dir);
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(&prefix)
-            .delimiter("/")
-            .into_paginator()
-            .send();
-        let mut entries = Vec::new();
-        let plain = |name: &str| !name.is_empty() && name != "." && name != "..";
-        while let Some(page) = pages.try_next().await.map_err(classify)? {
-            for p in page.common_prefixes() {
-                let name = p
-                    .prefix()
-                    .and_then(|p| p.strip_prefix(prefix.as_str()))
-                    .map(|p| p.trim_end_matches('/'));
-                if let Some(name) = name.filter(|n| plain(n)) {
-                    entries.push(Entry {
-                        name: name.to_owned(),
-                        kind: Kind::Dir,
-                    });
-                }
-            }
-            for o in page.contents() {
-                // The folder's own marker (`dir/`) is not one of its entries.
-                let name = o.key().and_then(|k| k.strip_prefix(prefix.as_str()));
-                if let Some(name) = name.filter(|n| plain(n)) {
-                    entries.push(Entry {
-                        name: name.to_owned(),
-                        kind: Kind::File(ObjectMeta {
-                            size: size(o.size()),
-                            modified: modified(o.last_modified()),
-                        }),
-                    });
-                }
-            }
-        }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
+    async fn list_pages(&self, bucket: &str, dir: &str) -> Result<S3Lister, ObjectError> {
+        Ok(S3Lister {
+            client: self.client.clone(),
+            bucket: bucket.to_owned(),
+            prefix: folder(dir),
+            token: None,
+            done: false,
+            buffered: VecDeque::new(),
+        })
     }
 
     #[instrument(skip(self))]

@@ -5,7 +5,9 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::ports::{Entry, Kind, ObjectError, ObjectMeta, ObjectReader, ObjectStore};
+use crate::ports::{
+    Entry, Kind, ObjectError, ObjectLister, ObjectMeta, ObjectReader, ObjectStore,
+};
 
 /// Buckets as directories: `<root>/<bucket>/<key>`. Folders are real directories, so an empty
 /// folder exists without a marker; uploads are renamed into place, which is atomic.
@@ -89,9 +91,41 @@ impl ObjectReader for FileReader {
     }
 }
 
+/// An open directory, read as the client asks: a folder of any size costs one directory stream
+/// and a page of names, never the whole listing (unsorted, as OpenSSH's `sftp-server` sends it;
+/// clients sort what they show).
+#[derive(Debug)]
+pub struct DirLister(fs::ReadDir);
+
+impl ObjectLister for DirLister {
+    async fn next_page(&mut self, max: usize) -> Result<Vec<Entry>, ObjectError> {
+        let mut page = Vec::new();
+        while page.len() < max.max(1) {
+            let Some(entry) = self.0.next() else { break };
+            let entry = entry.map_err(disk)?;
+            // Names that are not UTF-8 cannot be S3 keys, and a file deleted since the
+            // directory was read is simply gone.
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata() else { continue };
+            let kind = if meta.is_dir() {
+                Kind::Dir
+            } else if meta.is_file() {
+                Kind::File(meta_of(&meta))
+            } else {
+                continue;
+            };
+            page.push(Entry { name, kind });
+        }
+        Ok(page)
+    }
+}
+
 // Local disk calls are short and the SFTP session is sequential anyway: they run inline.
 impl ObjectStore for FileObjects {
     type Reader = FileReader;
+    type Lister = DirLister;
 
     async fn stat(&self, bucket: &str, key: &str) -> Result<Kind, ObjectError> {
         let path = self.path(bucket, key)?;
@@ -107,26 +141,9 @@ impl ObjectStore for FileObjects {
         }
     }
 
-    async fn list(&self, bucket: &str, dir: &str) -> Result<Vec<Entry>, ObjectError> {
+    async fn list_pages(&self, bucket: &str, dir: &str) -> Result<DirLister, ObjectError> {
         let path = self.path(bucket, dir)?;
-        let mut entries = Vec::new();
-        for entry in fs::read_dir(&path).map_err(disk)? {
-            let entry = entry.map_err(disk)?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let Ok(meta) = entry.metadata() else { continue };
-            let kind = if meta.is_dir() {
-                Kind::Dir
-            } else if meta.is_file() {
-                Kind::File(meta_of(&meta))
-            } else {
-                continue;
-            };
-            entries.push(Entry { name, kind });
-        }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
+        Ok(DirLister(fs::read_dir(&path).map_err(disk)?))
     }
 
     async fn open(&self, bucket: &str, key: &str) -> Result<(FileReader, ObjectMeta), ObjectError> {
@@ -268,5 +285,32 @@ mod tests {
         assert_eq!(s.stat("b", "x/z").await.unwrap(), Kind::Dir);
         assert_eq!(parent_key("x/z"), "x");
         assert_eq!(parent_key("x"), "");
+    }
+
+    #[tokio::test]
+    async fn a_listing_comes_a_page_at_a_time_with_every_name_once() {
+        let (dir, s) = store();
+        s.ensure_dir("b", "big/sub").await.unwrap();
+        for n in 0..249 {
+            fs::write(dir.path().join(format!("b/big/f{n:03}")), "x").unwrap();
+        }
+        let mut lister = s.list_pages("b", "big").await.unwrap();
+        let mut sizes = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        loop {
+            let page = lister.next_page(100).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            sizes.push(page.len());
+            for e in page {
+                assert!(names.insert(e.name.clone()), "{} twice", e.name);
+                assert_eq!(e.kind == Kind::Dir, e.name == "sub");
+            }
+        }
+        assert_eq!(sizes, [100, 100, 50]);
+        assert!(names.contains("f000") && names.contains("f248") && names.contains("sub"));
+        assert!(!s.is_empty_dir("b", "big").await.unwrap());
+        assert!(s.is_empty_dir("b", "big/sub").await.unwrap());
     }
 }
