@@ -1,5 +1,6 @@
 //! In-memory ports, for fast tests of the use cases without any service: a users table, a salt
-//! keyring, managed policies, the seed design's legacy table and the defender's tallies.
+//! keyring, managed policies, the seed design's legacy table, the defender's tallies and a
+//! directory identity source.
 //!
 //! Each store behaves as the real ones do where a use case can tell (conditional writes, a missing
 //! policy is `NotFound`), can be switched to fail ([`Fault`]) so that fault paths are reachable,
@@ -13,13 +14,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::domain::defender::{DefenderKey, Rule, Tally};
+use crate::domain::directory::DirectoryUser;
 use crate::domain::keyring::Keyring;
+use crate::domain::password::Password;
 use crate::domain::policy::PolicyDocument;
 use crate::domain::user::UserRecord;
 use crate::domain::username::Username;
 use crate::ports::{
-    FailureStore, LegacyUser, LegacyUsers, PolicySource, SaltSource, StoreError, UserAdmin,
-    UserPage, UserStore,
+    DirectoryAnswer, DirectoryFuture, DirectoryRefusal, FailureStore, IdentitySource, LegacyUser,
+    LegacyUsers, PolicySource, SaltSource, StoreError, UserAdmin, UserPage, UserStore,
 };
 
 /// How a switched-off store fails.
@@ -689,5 +692,86 @@ mod tests {
         ));
         store.recover();
         assert_eq!(store.tally(&keys.source).map(|t| t.score), Some(2));
+    }
+}
+
+/// A directory user's password, and what the directory says about them.
+type DirectoryEntry = (String, Result<DirectoryUser, DirectoryRefusal>);
+
+/// A directory identity source: users with their password and mapped attributes, or a refusal
+/// (disabled, locked, not in the group) that answers every call for them. It checks the password
+/// as a bind would; it can fail ([`Fault`]) or answer late, and counts its calls.
+#[derive(Debug, Default)]
+pub struct MemoryDirectory {
+    users: Mutex<BTreeMap<String, DirectoryEntry>>,
+    fault: Mutex<Option<Fault>>,
+    delay: Mutex<Option<std::time::Duration>>,
+    calls: AtomicUsize,
+}
+
+impl MemoryDirectory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A user who may log in with `password`.
+    pub fn insert(&self, username: &str, password: &str, user: DirectoryUser) {
+        lock(&self.users).insert(username.to_owned(), (password.to_owned(), Ok(user)));
+    }
+
+    /// A user the directory refuses however they log in.
+    pub fn refuse(&self, username: &str, password: &str, refusal: DirectoryRefusal) {
+        lock(&self.users).insert(username.to_owned(), (password.to_owned(), Err(refusal)));
+    }
+
+    pub fn fail_with(&self, fault: Fault) {
+        *lock(&self.fault) = Some(fault);
+    }
+
+    /// Answers every call only after `delay` (a slow directory).
+    pub fn answer_after(&self, delay: std::time::Duration) {
+        *lock(&self.delay) = Some(delay);
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    async fn answer(
+        &self,
+        username: &str,
+        password: Option<&Password>,
+    ) -> Result<DirectoryAnswer, StoreError> {
+        let delay = *lock(&self.delay);
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        call(&self.calls, &self.fault, "directory")?;
+        if password.is_some_and(|p| p.expose().is_empty()) {
+            return Ok(DirectoryAnswer::Refused(DirectoryRefusal::WrongPassword));
+        }
+        let found = lock(&self.users).get(username).cloned();
+        Ok(match found {
+            None => DirectoryAnswer::Refused(DirectoryRefusal::UnknownUser),
+            Some((_, Err(refusal))) => DirectoryAnswer::Refused(refusal),
+            Some((right, Ok(_))) if password.is_some_and(|p| p.expose() != right) => {
+                DirectoryAnswer::Refused(DirectoryRefusal::WrongPassword)
+            }
+            Some((_, Ok(user))) => DirectoryAnswer::Verified(user),
+        })
+    }
+}
+
+impl IdentitySource for MemoryDirectory {
+    fn verify_password<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a Password,
+    ) -> DirectoryFuture<'a> {
+        Box::pin(self.answer(username, Some(password)))
+    }
+
+    fn look_up<'a>(&'a self, username: &'a str) -> DirectoryFuture<'a> {
+        Box::pin(self.answer(username, None))
     }
 }

@@ -6,6 +6,7 @@ pub mod arn;
 pub mod audit;
 pub mod dates;
 pub mod defender;
+pub mod directory;
 pub mod keyring;
 pub mod lifecycle;
 pub mod password;

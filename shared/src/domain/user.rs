@@ -285,6 +285,9 @@ pub mod attr {
     /// A record made for a seed-design user who was disabled before their first login (kept in
     /// `extra`): their old password may still set its first hash.
     pub const LEGACY_PENDING: &str = "legacyPending";
+    /// The directory source (`crate::domain::directory`) that verifies this user's password and
+    /// account state (kept in `extra`); absent: ferry's own password hash.
+    pub const IDENTITY_SOURCE: &str = "identitySource";
 }
 
 impl UserRecord {
@@ -384,6 +387,12 @@ impl UserRecord {
                 ));
             }
             public_keys.push(PublicKey { key, expires_at });
+        }
+        if let Some(source) = raw.extra.get(attr::IDENTITY_SOURCE) {
+            let name = source.as_str().unwrap_or_default();
+            if crate::domain::directory::SourceName::parse(name).is_err() {
+                return Err(bad("identitySource is not a source name"));
+            }
         }
         let allowed_ips = raw
             .allowed_ips
@@ -491,6 +500,11 @@ impl UserRecord {
     }
 
     /// Whether `ip` may log in (an empty list allows every address).
+    /// The directory source that verifies this user, when the record names one.
+    pub fn identity_source(&self) -> Option<&str> {
+        self.extra.get(attr::IDENTITY_SOURCE).and_then(Value::as_str)
+    }
+
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {
         // An IPv4-mapped IPv6 address is the IPv4 client it stands for.
         let ip = match ip {

@@ -8,6 +8,7 @@
 
 mod audit;
 mod defender;
+mod directory;
 mod objects;
 mod policies;
 mod secrets;
@@ -17,6 +18,7 @@ mod verdicts;
 
 pub use audit::*;
 pub use defender::*;
+pub use directory::*;
 pub use objects::*;
 pub use policies::*;
 pub use secrets::*;

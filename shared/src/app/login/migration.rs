@@ -23,7 +23,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
     /// A password login judged by the users table alone, for a user that a concurrent login has
     /// just migrated.
     async fn judge_stored(&self, req: &AuthRequest, password: &Password) -> Decision {
-        match self.check_password(req, password).await {
+        match self.check_password(req, password, None).await {
             Ok((user, _)) => match restriction_denial(&user, req) {
                 Some(denied) => Decision::Deny(denied),
                 None => self.respond(&user, None).await,

@@ -29,6 +29,7 @@
 //! and only that; the record is read and judged on every login, and a record that would refuse the
 //! login never consults the cache, so every denial still costs its one Argon2 run.
 
+mod directory;
 pub mod migration;
 mod verified;
 
@@ -58,8 +59,8 @@ use crate::domain::source::is_private;
 use crate::domain::transfer::{AuthRequest, AuthResponse, Credential, Partial, read_event, render};
 use crate::domain::user::{Home, Status, UserRecord};
 use crate::ports::{
-    AuditSink, FailureStore, LegacyUsers, NoDefender, NoLegacy, PolicySource, SaltSource,
-    StoreError, UserStore, error_chain,
+    AuditSink, DirectorySource, FailureStore, LegacyUsers,
+    NoDefender, NoLegacy, PolicySource, SaltSource, StoreError, UserStore, error_chain,
 };
 
 /// Why a login was refused. Logged, never shown to the caller.
@@ -98,6 +99,17 @@ pub enum DenyReason {
     Banned,
     /// The (username, source) pair is throttled by the defender: refused before any lookup.
     Throttled,
+    /// A directory source could not answer (down, slow, a certificate that does not verify,
+    /// an entry it cannot read).
+    DirectoryUnavailable,
+    /// The directory user is in none of the source's allowed groups.
+    NotInGroup,
+    /// The directory says the account is locked out.
+    Locked,
+    /// More than one directory entry matches the username.
+    AmbiguousUser,
+    /// The record names a directory source that is not configured.
+    UnknownSource,
 }
 
 impl DenyReason {
@@ -127,6 +139,11 @@ impl DenyReason {
             Self::Internal => "internal",
             Self::Banned => "banned",
             Self::Throttled => "throttled",
+            Self::DirectoryUnavailable => "directory_unavailable",
+            Self::NotInGroup => "not_in_group",
+            Self::Locked => "locked",
+            Self::AmbiguousUser => "ambiguous_user",
+            Self::UnknownSource => "unknown_source",
         }
     }
 
@@ -144,7 +161,11 @@ impl DenyReason {
             | Self::Inactive
             | Self::PasswordExpired
             | Self::InvalidRecord
-            | Self::SaltVersionMissing => Failure::Refused,
+            | Self::SaltVersionMissing
+            | Self::NotInGroup
+            | Self::Locked
+            | Self::AmbiguousUser
+            | Self::UnknownSource => Failure::Refused,
             Self::IpNotAllowed | Self::ServerNotAllowed | Self::ProtocolNotAllowed => {
                 Failure::Restricted
             }
@@ -158,6 +179,7 @@ impl DenyReason {
             | Self::PolicyTooLarge
             | Self::PolicyInvalid
             | Self::Internal
+            | Self::DirectoryUnavailable
             | Self::BadRequest(_)
             | Self::Banned
             | Self::Throttled => Failure::Ours,
@@ -232,6 +254,8 @@ pub struct Authenticator<U, S, P, L = NoLegacy, D = NoDefender> {
     audit_sink: Option<Arc<dyn AuditSink>>,
     /// The default inactivity and password-age limits (none unless set).
     lifecycle: Lifecycle,
+    /// Directory identity sources, in the order users without a record are offered to them.
+    directories: Vec<DirectorySource>,
 }
 
 impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
@@ -253,6 +277,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource> Authenticator<U, S, P> {
             policy_docs: Mutex::new(HashMap::new()),
             audit_sink: None,
             lifecycle: Lifecycle::default(),
+            directories: Vec::new(),
         }
     }
 }
@@ -277,6 +302,14 @@ impl<U, S, P, L, D> Authenticator<U, S, P, L, D> {
     /// limits (the CLI's `login`, tests) is built as before.
     pub fn with_lifecycle(mut self, lifecycle: Lifecycle) -> Self {
         self.lifecycle = lifecycle;
+        self
+    }
+
+    /// Verifies the users whose record names one of `sources` against that directory, and
+    /// admits users with no record through the sources that have a default profile (tried in
+    /// this order). Without this (the default), every user is ferry's own.
+    pub fn with_directories(mut self, sources: Vec<DirectorySource>) -> Self {
+        self.directories = sources;
         self
     }
 
@@ -307,6 +340,7 @@ impl<U, S, P, D> Authenticator<U, S, P, NoLegacy, D> {
             verified: self.verified,
             audit_sink: self.audit_sink,
             lifecycle: self.lifecycle,
+            directories: self.directories,
         }
     }
 }
@@ -336,6 +370,7 @@ impl<U, S, P, L> Authenticator<U, S, P, L, NoDefender> {
             verified: self.verified,
             audit_sink: self.audit_sink,
             lifecycle: self.lifecycle,
+            directories: self.directories,
         }
     }
 }
@@ -544,7 +579,38 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
     }
 
     async fn password_login(&self, req: &AuthRequest, password: &Password) -> Decision {
-        let (user, keyring) = match self.check_password(req, password).await {
+        // With directory sources, the record is read first to learn whose the user is; the local
+        // check then uses that read rather than making another.
+        let mut read = None;
+        if !self.directories.is_empty() {
+            let user = self.users.get_user(&req.username).await;
+            match &user {
+                Ok(Some(record)) if record.identity_source().is_some() => {
+                    return Box::pin(self.directory_password_login(req, password, record)).await;
+                }
+                Ok(None) if self.directories.iter().any(|d| d.default_profile.is_some()) => {
+                    if let Some(decision) =
+                        Box::pin(self.unlisted_password_login(req, password)).await
+                    {
+                        return decision;
+                    }
+                }
+                _ => {}
+            }
+            read = Some(user);
+        }
+        self.local_password_login(req, password, read).await
+    }
+
+    /// A password login judged by ferry's own hash. `read` is the record when the caller has
+    /// read it already.
+    async fn local_password_login(
+        &self,
+        req: &AuthRequest,
+        password: &Password,
+        read: Option<Result<Option<UserRecord>, StoreError>>,
+    ) -> Decision {
+        let (user, keyring) = match self.check_password(req, password, read).await {
             Ok(found) => found,
             Err((reason, keyring)) => {
                 // Every denied password login pays for the same lookup, so a legacy table does
@@ -580,8 +646,12 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
         &self,
         req: &AuthRequest,
         password: &Password,
+        read: Option<Result<Option<UserRecord>, StoreError>>,
     ) -> Result<(UserRecord, Arc<Keyring>), (DenyReason, Option<Arc<Keyring>>)> {
-        let user = self.users.get_user(&req.username).await;
+        let user = match read {
+            Some(user) => user,
+            None => self.users.get_user(&req.username).await,
+        };
         let mut keyring = self.keyring().await;
         // A user already on a salt newer than the cached keyring (re-hashed by another instance
         // just after a rotation): reload once before judging.
@@ -674,6 +744,10 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
                 if let Some(denied) = account_denial(&u, &self.lifecycle, Flow::Password) {
                     return deny(denied);
                 }
+                // A directory user whose source is not configured here: never ferry's hash.
+                if u.identity_source().is_some() {
+                    return deny(DenyReason::UnknownSource);
+                }
                 if u.password_hash.is_none() {
                     return deny(DenyReason::NoPasswordSet);
                 }
@@ -760,6 +834,12 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
     async fn key_login(&self, req: &AuthRequest) -> Decision {
         let user = match self.users.get_user(&req.username).await {
             Err(e) => return store_denial(e, "user lookup failed"),
+            Ok(None) if self.directories.iter().any(|d| d.default_profile.is_some()) => {
+                return Box::pin(self.unlisted_key_login(req)).await;
+            }
+            Ok(Some(record)) if record.identity_source().is_some() => {
+                return Box::pin(self.directory_key_login(req, &record)).await;
+            }
             Ok(None) => {
                 self.pace_like_an_allow(None).await;
                 return Decision::Deny(DenyReason::UnknownUser);
