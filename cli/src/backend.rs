@@ -77,10 +77,15 @@ pub(crate) fn local(data: &LocalStore) -> Backend<&LocalStore, &LocalStore, &Loc
         policies: data,
         verdicts: None,
         dynamodb: None,
-        defaults: Defaults {
-            bucket: Some(DEFAULT_BUCKET.to_owned()),
-            policy_arn: Some(policy_arn(DEFAULT_POLICY)),
-        },
+        defaults: local_defaults(),
+    }
+}
+
+/// What a new user of the data folder gets when no bucket or policy is named.
+pub(crate) fn local_defaults() -> Defaults {
+    Defaults {
+        bucket: Some(DEFAULT_BUCKET.to_owned()),
+        policy_arn: Some(policy_arn(DEFAULT_POLICY)),
     }
 }
 

@@ -41,7 +41,7 @@ where
     match command {
         Command::Login(args) => login(b, args).await,
         // main starts these itself; an error (not a panic) should that ever change.
-        Command::Up(_) | Command::Salt(_) | Command::Defender(_) => {
+        Command::Up(_) | Command::Console(_) | Command::Salt(_) | Command::Defender(_) => {
             bail!("not a user administration command")
         }
         Command::User(cmd) => {

@@ -85,7 +85,7 @@ pub(crate) async fn run(cmd: DefenderCommand, target: Target) -> Result<ExitCode
 }
 
 /// Where the lifts an operator makes are published as audit events.
-enum Lifts {
+pub(crate) enum Lifts {
     Bus(EventBridgePublisher),
     File(JsonLines),
     Nowhere,
@@ -173,7 +173,7 @@ async fn act<F: FailureStore>(
 
 /// Lifts `first` and every running lock whose key `also` picks (the pairs of a source or of a
 /// user); how many held something.
-async fn lift<F: FailureStore>(
+pub(crate) async fn lift<F: FailureStore>(
     tallies: &F,
     events: &Lifts,
     now: i64,

@@ -4,6 +4,7 @@
 
 mod backend;
 mod commands;
+mod console;
 mod defender;
 mod import;
 mod input;
@@ -50,6 +51,8 @@ enum Command {
     User(UserCommand),
     /// Run the whole system on this machine: a data folder and an SFTP server
     Up(up::UpArgs),
+    /// A web console for operators (users, keys, logins, uploads, salt) on 127.0.0.1
+    Console(console::ConsoleArgs),
     /// The salt keyring: status and rotation
     #[command(subcommand)]
     Salt(salt::SaltCommand),
@@ -269,6 +272,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::up(args, cli.target).await,
+        Command::Console(args) => console::run(args, cli.target).await,
         Command::Salt(cmd) => salt::run(cmd, cli.target).await,
         Command::Defender(cmd) => defender::run(cmd, cli.target).await,
         _ => commands::run(cli).await,

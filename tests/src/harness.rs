@@ -43,6 +43,8 @@ pub struct Up {
     /// The demo user's password (printed by a first start; set by the harness with `--aws`).
     pub demo_password: String,
     pub aws: Option<AwsSide>,
+    /// The web console's address (`http://127.0.0.1:PORT`) and sign-in token.
+    pub console: Option<(String, String)>,
 }
 
 impl Drop for Up {
@@ -66,6 +68,9 @@ impl Up {
             "--listen",
             // The server picks the port and says it: a port probed here and bound later could
             // be taken in between by another test's process.
+            "127.0.0.1:0",
+            // The console too, for the same reason.
+            "--console",
             "127.0.0.1:0",
         ]);
         let (aws, bucket) = match store {
@@ -92,6 +97,7 @@ impl Up {
             bucket,
             demo_password: started.demo_password,
             aws,
+            console: started.console,
         };
         match store {
             Store::Local => assert!(

@@ -14,6 +14,8 @@ pub struct Started {
     pub port: u16,
     /// Empty unless this start created the demo user.
     pub demo_password: String,
+    /// The web console's address (`http://127.0.0.1:PORT`) and sign-in token, when it serves one.
+    pub console: Option<(String, String)>,
 }
 
 /// Runs `cmd` (a `ferry up … --listen 127.0.0.1:0` command, or a shell that execs one) until it
@@ -28,6 +30,7 @@ pub fn start(mut cmd: Command) -> Result<Started> {
     let mut demo_password = String::new();
     let mut said = String::new();
     let mut port = 0;
+    let mut console = None;
     for line in lines.by_ref() {
         let line = line?;
         said.push_str(&line);
@@ -38,6 +41,13 @@ pub fn start(mut cmd: Command) -> Result<Started> {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
+        }
+        // Said before the SFTP line: "ferry console: http://ADDR/ sign-in token TOKEN".
+        if let Some(rest) = line.split("ferry console: http://").nth(1) {
+            let mut words = rest.split_whitespace();
+            let addr = words.next().unwrap_or_default().trim_end_matches('/');
+            let token = words.nth(2).unwrap_or_default();
+            console = Some((format!("http://{addr}"), token.to_owned()));
         }
         if let Some(rest) = line.split("SFTP on ").nth(1) {
             let addr = rest.split_whitespace().next().unwrap_or_default();
@@ -55,6 +65,7 @@ pub fn start(mut cmd: Command) -> Result<Started> {
         child,
         port,
         demo_password,
+        console,
     })
 }
 

@@ -47,6 +47,8 @@ impl Up {
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--no-processing".into(),
+            // Descriptors are counted here: the web console's would blur the figures.
+            "--no-console".into(),
         ];
         args.extend(bounds.iter().map(|s| (*s).to_owned()));
         let cmd = match nofile {

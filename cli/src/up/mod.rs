@@ -71,6 +71,12 @@ pub(crate) struct UpArgs {
     setstat: sftp::SetStat,
     #[command(flatten)]
     bounds: door::Bounds,
+    /// Where the operators' web console listens (`ferry console`; its sign-in token is printed)
+    #[arg(long, default_value = "127.0.0.1:8022")]
+    console: SocketAddr,
+    /// Do not serve the web console
+    #[arg(long = "no-console")]
+    no_console: bool,
 }
 
 pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCode> {
@@ -161,6 +167,10 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
             bounds: Arc::new(a.bounds.clone()),
             setstat: a.setstat,
         };
+        if !a.no_console {
+            let wired = crate::console::aws(&target, a.defender_table.clone()).await?;
+            console(a.console, wired, a.data.clone()).await?;
+        }
         eprintln!(
             "ferry up: SFTP on {bound} (users in table {table}, objects in S3, spool in {}); try: sftp -P {} USER@{}",
             a.data.display(),
@@ -210,6 +220,9 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         bounds: Arc::new(a.bounds.clone()),
         setstat: a.setstat,
     };
+    if !a.no_console {
+        console(a.console, crate::console::local(&a.data)?, a.data.clone()).await?;
+    }
     eprintln!(
         "ferry up: SFTP on {bound} (data folder {}); try: sftp -P {} demo@{}",
         a.data.display(),
@@ -230,6 +243,25 @@ async fn serve<B: Backend>(
         _ = tokio::signal::ctrl_c() => eprintln!("ferry up: stopping"),
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Starts the web console beside the SFTP port (it prints its address and sign-in token). A
+/// console that cannot bind is said and skipped: the SFTP server is what `ferry up` is for.
+async fn console(addr: SocketAddr, wired: crate::console::Wired, data: PathBuf) -> Result<()> {
+    let listener = match crate::console::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ferry up: no console: {e:#}");
+            return Ok(());
+        }
+    };
+    let serving = crate::console::start(listener, wired, data)?;
+    tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            eprintln!("ferry up: the console stopped: {e:#}");
+        }
+    });
+    Ok(())
 }
 
 /// Audit events as JSON lines in `audit.jsonl` of the data folder, written off the login path.

@@ -11,6 +11,8 @@ pub enum Kind {
     Login,
     #[serde(rename = "ferry defender")]
     Defender,
+    #[serde(rename = "ferry admin")]
+    Admin,
 }
 
 impl Kind {
@@ -18,6 +20,7 @@ impl Kind {
         match self {
             Self::Login => "ferry login",
             Self::Defender => "ferry defender",
+            Self::Admin => "ferry admin",
         }
     }
 }
@@ -60,12 +63,29 @@ pub struct DefenderEvent {
     pub at: i64,
 }
 
+/// A change an operator made (from the console): who, what, to whom. Never the values set
+/// (a password, a key body): only which change it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminEvent {
+    /// `user.add`, `user.update`, `user.disable`, `key.add`, `defender.unban`, …
+    pub action: &'static str,
+    /// What it was done to: a username, a defender key, a salt version.
+    pub target: String,
+    /// The operator, as they signed in: `NAME (token)`.
+    pub operator: String,
+    /// `ok`, or why the change was refused.
+    pub outcome: String,
+    pub at: i64,
+}
+
 /// Any audit event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum AuditEvent {
     Login(LoginEvent),
     Defender(DefenderEvent),
+    Admin(AdminEvent),
 }
 
 impl AuditEvent {
@@ -73,6 +93,7 @@ impl AuditEvent {
         match self {
             Self::Login(_) => Kind::Login,
             Self::Defender(_) => Kind::Defender,
+            Self::Admin(_) => Kind::Admin,
         }
     }
 

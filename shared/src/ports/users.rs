@@ -216,6 +216,51 @@ pub trait UserAdmin: Send + Sync {
         &self,
         start: Option<String>,
     ) -> impl Future<Output = Result<UserPage, StoreError>> + Send;
+
+    /// Up to `limit` users whose names start with `prefix` (`""`: any), after `start` (the
+    /// `next` of the previous page), for a console's search and paging. This default walks
+    /// [`UserAdmin::list_users`] pages, in the store's order; stores that keep names sorted
+    /// answer from their index instead (the data folder), so a page costs the same at 100,000
+    /// users as at ten.
+    fn find_users(
+        &self,
+        prefix: &str,
+        start: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<UserPage, StoreError>> + Send {
+        async move {
+            let limit = limit.max(1);
+            let mut found = Vec::new();
+            let mut cursor = start;
+            loop {
+                let page = self.list_users(cursor).await?;
+                for user in page.users {
+                    let name = user.get(crate::domain::user::attr::USERNAME);
+                    if name
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|n| n.starts_with(prefix))
+                    {
+                        found.push(user);
+                    }
+                }
+                cursor = page.next;
+                if found.len() >= limit || cursor.is_none() {
+                    break;
+                }
+            }
+            // The next page starts after the last user shown: the store's own cursor would skip
+            // the rest of a page cut at `limit`.
+            let more = found.len() > limit || cursor.is_some();
+            found.truncate(limit);
+            let next = found
+                .last()
+                .filter(|_| more)
+                .and_then(|u| u.get(crate::domain::user::attr::USERNAME))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            Ok(UserPage { users: found, next })
+        }
+    }
 }
 
 // Borrowed and shared adapters are adapters too: one store can serve several roles (the local
@@ -327,5 +372,13 @@ impl<T: UserAdmin + ?Sized> UserAdmin for &T {
         start: Option<String>,
     ) -> impl Future<Output = Result<UserPage, StoreError>> + Send {
         (**self).list_users(start)
+    }
+    fn find_users(
+        &self,
+        prefix: &str,
+        start: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<UserPage, StoreError>> + Send {
+        (**self).find_users(prefix, start, limit)
     }
 }

@@ -413,6 +413,42 @@ impl UserAdmin for LocalStore {
             .collect::<Result<_, _>>()?;
         Ok(UserPage { users, next })
     }
+
+    async fn find_users(
+        &self,
+        prefix: &str,
+        start: Option<String>,
+        limit: usize,
+    ) -> Result<UserPage, StoreError> {
+        let limit = i64::try_from(limit.clamp(1, 1000)).unwrap_or(1000);
+        // A range on the primary key, so SQLite walks the index from the prefix and stops at
+        // `limit`: names compare bytewise, and every name that starts with `prefix` sorts
+        // below `prefix` followed by the highest code point.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let after = start.unwrap_or_default();
+        let rows: Vec<(String, String)> = self.with_db(|db| {
+            let mut stmt = db.prepare(
+                "SELECT username, record FROM users \
+                 WHERE username >= ?1 AND username < ?2 AND username > ?3 \
+                 ORDER BY username LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![prefix, upper, after, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect()
+        })?;
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|(u, _)| u.clone()))
+            .flatten();
+        let users = rows
+            .into_iter()
+            .map(|(_, t)| {
+                serde_json::from_str(&t)
+                    .map_err(|e| StoreError::Malformed(format!("stored record is not JSON: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(UserPage { users, next })
+    }
 }
 
 impl SaltSource for LocalStore {
@@ -680,6 +716,36 @@ mod tests {
         assert!(store.delete_user(&alice).await.unwrap());
         assert!(!store.delete_user(&alice).await.unwrap());
         assert!(store.get_user(&alice).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_search_pages_through_the_names_with_its_prefix_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        for name in ["alice", "bob", "bobby", "bob.smith", "carol"] {
+            store.put_user(&user(name), false).await.unwrap();
+        }
+        let names = |page: &UserPage| -> Vec<String> {
+            page.users
+                .iter()
+                .map(|u| u["username"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = store.find_users("bob", None, 2).await.unwrap();
+        assert_eq!(names(&first), ["bob", "bob.smith"]);
+        let second = store.find_users("bob", first.next, 2).await.unwrap();
+        assert_eq!(names(&second), ["bobby"]);
+        assert!(second.next.is_none());
+        let all = store.find_users("", None, 10).await.unwrap();
+        assert_eq!(all.users.len(), 5);
+        assert!(
+            store
+                .find_users("zed", None, 10)
+                .await
+                .unwrap()
+                .users
+                .is_empty()
+        );
     }
 
     #[tokio::test]
