@@ -5,7 +5,6 @@
 //! (DynamoDB, Secrets Manager, IAM, S3, or their emulators).
 
 mod door;
-mod paths;
 mod sftp;
 mod ssh;
 

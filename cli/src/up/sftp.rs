@@ -24,7 +24,7 @@ use russh_sftp::protocol::{
 use russh_sftp::server::StatusReply;
 use tracing::{info, warn};
 
-use super::paths::{Location, Namespace, PathError, normalize};
+use ferry_core::domain::sftp_path::{Location, Namespace, PathError, normalize};
 
 /// Largest read served at once (OpenSSH asks for 32 KiB or 256 KiB).
 const MAX_READ: u32 = 256 * 1024;

@@ -22,8 +22,8 @@ use russh::{Channel, ChannelId};
 use tracing::{info, warn};
 
 use super::door::Bounds;
-use super::paths::Namespace;
 use super::sftp::{SessionContext, SetStat, Sftp};
+use ferry_core::domain::sftp_path::Namespace;
 
 /// The server id every local login reports.
 pub(crate) const SERVER_ID: &str = "s-local";

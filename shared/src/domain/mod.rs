@@ -13,6 +13,7 @@ pub mod password;
 pub mod policy;
 pub mod policy_checks;
 pub mod protocol;
+pub mod sftp_path;
 pub mod source;
 pub mod ssh_key;
 pub mod transfer;

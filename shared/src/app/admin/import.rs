@@ -98,14 +98,18 @@ pub fn read_rows<R: Read>(input: R, defaults: &RowDefaults) -> Result<Rows, Impo
     if !headers.iter().any(|h| h == "username") {
         return Err(ImportError::NoUsernameColumn);
     }
+    // A row csv refuses (a wrong number of fields, bad UTF-8) carries its position in the
+    // error; a row with no position at all is the one after the last one seen.
+    let mut last_line = 1;
     Ok(reader
         .records()
         .map(|r| {
-            let line = r
-                .as_ref()
-                .ok()
-                .and_then(|r| r.position())
-                .map_or(0, |p| p.line());
+            let position = match &r {
+                Ok(record) => record.position(),
+                Err(e) => e.position(),
+            };
+            let line = position.map_or(last_line + 1, csv::Position::line);
+            last_line = line;
             let row = r
                 .map_err(|e| ImportError::Row(e.to_string()))
                 .and_then(|record| {

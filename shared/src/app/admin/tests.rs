@@ -314,6 +314,18 @@ async fn an_import_creates_skips_and_reports_each_bad_row_on_its_own() {
 }
 
 #[test]
+fn a_row_with_the_wrong_number_of_fields_is_refused_with_its_own_line_number() {
+    // Found by the csv_import fuzz target: such rows were reported as line 0.
+    let rows = read_rows(
+        "username,home\nalice,alice\nbob\ncarol,carol,extra\n\"dave\",dave\n".as_bytes(),
+        &RowDefaults::default(),
+    )
+    .expect("header");
+    let lines: Vec<(u64, bool)> = rows.iter().map(|(l, r)| (*l, r.is_ok())).collect();
+    assert_eq!(lines, [(2, true), (3, false), (4, false), (5, true)]);
+}
+
+#[test]
 fn a_file_with_an_unknown_column_or_no_username_is_refused_whole() {
     let r = read_rows(
         "username,colour\nalice,red\n".as_bytes(),

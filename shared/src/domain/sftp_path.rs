@@ -1,12 +1,12 @@
-//! What a path the client sends means: normalised lexically (so `..` can never climb above `/`),
+//! What a path an SFTP client sends means: normalised lexically (so `..` can never climb above `/`),
 //! then mapped, as Transfer Family maps it, to a bucket and key, or to a virtual directory that
 //! only exists because logical mappings sit below it.
 
-use ferry_core::domain::user::Mapping;
+use super::user::Mapping;
 
 /// Where a visible path lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Location {
+pub enum Location {
     /// A directory that only holds mapping entries (or `/` of a PATH user): `children` are the
     /// names visible in it.
     Virtual { children: Vec<String> },
@@ -15,7 +15,7 @@ pub(crate) enum Location {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum PathError {
+pub enum PathError {
     #[error("path holds NUL or control characters")]
     Control,
     #[error("no such file or directory")]
@@ -26,7 +26,7 @@ pub(crate) enum PathError {
 
 /// Makes `path` absolute (relative to `cwd`) and resolves `.` and `..` lexically, never above
 /// the root.
-pub(crate) fn normalize(cwd: &str, path: &str) -> Result<String, PathError> {
+pub fn normalize(cwd: &str, path: &str) -> Result<String, PathError> {
     if path.chars().any(char::is_control) {
         return Err(PathError::Control);
     }
@@ -53,7 +53,7 @@ pub(crate) fn normalize(cwd: &str, path: &str) -> Result<String, PathError> {
 
 /// How a user's visible paths map to storage.
 #[derive(Debug, Clone)]
-pub(crate) enum Namespace {
+pub enum Namespace {
     /// PATH home: the visible path is `/bucket/key`.
     Path,
     /// LOGICAL home: `Entry` paths replaced by their `Target`.
@@ -62,7 +62,7 @@ pub(crate) enum Namespace {
 
 impl Namespace {
     /// Maps a normalised absolute path.
-    pub(crate) fn locate(&self, path: &str) -> Result<Location, PathError> {
+    pub fn locate(&self, path: &str) -> Result<Location, PathError> {
         match self {
             Self::Path => Ok(split_target(path).unwrap_or(Location::Virtual {
                 children: Vec::new(),
