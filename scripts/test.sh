@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/services.sh
 source scripts/lib/services.sh
+# shellcheck source=lib/browser.sh
+source scripts/lib/browser.sh
 
 ferry_services_start
 # The deployment template must pass all three checkers: cfn-lint (any error or warning fails),
@@ -32,6 +34,8 @@ rm -f "$log_file"
 status=0
 # The interop suite drives real SFTP clients (psftp, lftp, rclone, curl, paramiko).
 ferry_clients_install || status=$?
+# The console's browser suite drives Debian's chromium through playwright-core.
+[ "$status" -eq 0 ] && { ferry_browser_install || status=$?; }
 # The end-to-end suites run the real function binaries, so build them first.
 [ "$status" -eq 0 ] && { cargo build --workspace --bins --locked || status=$?; }
 if [ "$status" -eq 0 ]; then

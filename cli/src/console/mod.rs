@@ -217,6 +217,8 @@ fn router(console: Arc<Console>) -> Router {
         .route("/signin", get(handlers::signin_page).post(handlers::signin))
         .route("/signout", post(handlers::signout))
         .route("/style.css", get(handlers::stylesheet))
+        // Browsers ask for it on every site; an empty answer keeps the logs free of 404s.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/users", get(users::users).post(users::add_user))
         .route("/users/new", get(users::new_user))
         .route("/users/{name}", get(users::user))
@@ -275,7 +277,7 @@ async fn guard(State(c): State<Arc<Console>>, req: Request, next: Next) -> Respo
 
 async fn admit(c: &Console, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path == "/signin" || path == "/style.css" {
+    if matches!(path, "/signin" | "/style.css" | "/favicon.ico") {
         return next.run(req).await;
     }
     let session = req

@@ -425,16 +425,23 @@ impl UserAdmin for LocalStore {
         // `limit`: names compare bytewise, and every name that starts with `prefix` sorts
         // below `prefix` followed by the highest code point.
         let upper = format!("{prefix}\u{10FFFF}");
-        let after = start.unwrap_or_default();
+        // One lower bound, the later of the two, so the walk starts where the page does (two
+        // bounds made SQLite start at the prefix and filter its way to a page deep in the list).
+        let (after, low) = match start {
+            Some(a) if a.as_str() >= prefix => (true, a),
+            _ => (false, prefix.to_owned()),
+        };
+        let sql = if after {
+            "SELECT username, record FROM users WHERE username > ?1 AND username < ?2 \
+             ORDER BY username LIMIT ?3"
+        } else {
+            "SELECT username, record FROM users WHERE username >= ?1 AND username < ?2 \
+             ORDER BY username LIMIT ?3"
+        };
         let rows: Vec<(String, String)> = self.with_db(|db| {
-            let mut stmt = db.prepare(
-                "SELECT username, record FROM users \
-                 WHERE username >= ?1 AND username < ?2 AND username > ?3 \
-                 ORDER BY username LIMIT ?4",
-            )?;
-            let rows = stmt.query_map(params![prefix, upper, after, limit], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+            let mut stmt = db.prepare(sql)?;
+            let rows =
+                stmt.query_map(params![low, upper, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })?;
         let next = (rows.len() as i64 == limit)
