@@ -415,7 +415,8 @@ where
     // The auth function's default limits, from the same variables.
     .with_lifecycle(ferry_core::config::lifecycle_config(&|k| {
         std::env::var(k).ok()
-    })?);
+    })?)
+    .with_directories(crate::directory::sources(a.directory.as_deref(), None).await?);
     let request = AuthRequest {
         username,
         credential,

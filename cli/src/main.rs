@@ -6,6 +6,7 @@ mod backend;
 mod commands;
 mod console;
 mod defender;
+mod directory;
 mod import;
 mod input;
 mod salt;
@@ -265,6 +266,10 @@ struct LoginArgs {
         default_value = "arn:aws:iam::000000000000:role/ferry-default-user"
     )]
     default_role_arn: String,
+    /// Directory identity sources (LDAP, Active Directory): a sources file as
+    /// docs/data-model.md describes, its secrets as file: or env: references
+    #[arg(long, env = "FERRY_DIRECTORY")]
+    directory: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]

@@ -29,6 +29,10 @@ pub struct AuthConfig {
     /// The EventBridge bus audit events go to (`AUDIT_EVENT_BUS`, optional: unset, the audit
     /// log line is all).
     pub audit_event_bus: Option<String>,
+    /// Directory identity sources (`DIRECTORY_SOURCES`, optional: a JSON document as
+    /// `docs/data-model.md` describes, which names its secrets and never holds them; unset, every
+    /// user is ferry's own).
+    pub directories: Vec<crate::domain::directory::DirectoryConfig>,
 }
 
 /// What the salt-rotation function needs: the users table (for the `saltVersion-index` GSI)
@@ -191,6 +195,9 @@ pub enum ConfigError {
         name: &'static str,
         reason: &'static str,
     },
+    /// `DIRECTORY_SOURCES` does not parse or check (the message names the field, not a value).
+    #[error("environment variable DIRECTORY_SOURCES is invalid: {0}")]
+    Directory(crate::domain::directory::DirectoryConfigError),
 }
 
 impl AuthConfig {
@@ -236,6 +243,11 @@ impl AuthConfig {
             defender: defender_config(&get)?,
             lifecycle: lifecycle_config(&get)?,
             audit_event_bus: optional(&get, "AUDIT_EVENT_BUS"),
+            directories: match optional(&get, "DIRECTORY_SOURCES") {
+                Some(json) => crate::domain::directory::parse_sources(&json)
+                    .map_err(ConfigError::Directory)?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -273,6 +285,23 @@ mod tests {
         pairs.push(("LEGACY_USERS_TABLE", "seed-users"));
         let c = AuthConfig::from_lookup(env(&pairs)).unwrap();
         assert_eq!(c.legacy_users_table.as_deref(), Some("seed-users"));
+    }
+
+    #[test]
+    fn directory_sources_are_optional_and_checked_when_set() {
+        let c = AuthConfig::from_lookup(env(&BASE)).unwrap();
+        assert!(c.directories.is_empty());
+        let doc = r#"{"sources":[{"name":"corp","url":"ldaps://ldap.corp.example",
+            "baseDn":"ou=people,dc=corp","bindDn":"cn=svc,dc=corp",
+            "bindPassword":"arn:aws:secretsmanager:us-east-1:123456789012:secret:bind"}]}"#;
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DIRECTORY_SOURCES", doc));
+        let c = AuthConfig::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.directories.len(), 1);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DIRECTORY_SOURCES", r#"{"sources":[{"name":"corp"}]}"#));
+        let err = AuthConfig::from_lookup(env(&pairs)).unwrap_err();
+        assert!(matches!(err, ConfigError::Directory(_)), "{err}");
     }
 
     #[test]

@@ -36,6 +36,9 @@ fn good(name: &str) -> Option<String> {
             "PROCESSED_PREFIX" => "processed/",
             "QUARANTINE_PREFIX" => "quarantine/",
             "SOURCE_ACTION" => "move",
+            "DIRECTORY_SOURCES" => {
+                r#"{"sources":[{"name":"corp","url":"ldaps://ldap.corp.example","baseDn":"dc=corp","bindDn":"cn=svc,dc=corp","bindPassword":"arn:aws:secretsmanager:us-east-1:123456789012:secret:bind"}]}"#
+            }
             _ => "value",
         }
         .to_owned(),

@@ -76,6 +76,11 @@ pub(crate) struct UpArgs {
     /// Do not serve the web console
     #[arg(long = "no-console")]
     no_console: bool,
+    /// Directory identity sources (LDAP, Active Directory): a sources file as
+    /// docs/data-model.md describes; secrets as file: or env: references (or, with --aws,
+    /// Secrets Manager ARNs)
+    #[arg(long, env = "FERRY_DIRECTORY")]
+    directory: Option<PathBuf>,
 }
 
 pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCode> {
@@ -146,6 +151,7 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
                 verified_cache: Duration::from_secs(60),
             },
         );
+        let directories = crate::directory::sources(a.directory.as_deref(), Some(&sdk)).await?;
         let objects = Arc::new(S3Objects::new(s3_client(&sdk)));
         let on_upload = (!a.no_processing).then(|| {
             upload_hook(
@@ -156,7 +162,8 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         });
         let server: Server<(_, _, _, S3Objects, _)> = Server {
             auth: Arc::new(
-                auth.with_parallel_hashes(parallel_checks(&a.bounds))
+                auth.with_directories(directories)
+                    .with_parallel_hashes(parallel_checks(&a.bounds))
                     .with_defender(defender, DefenderConfig::default())
                     .with_audit(audit_file(&a.data)),
             ),
@@ -207,9 +214,11 @@ pub(crate) async fn up(a: UpArgs, target: Target) -> Result<std::process::ExitCo
         )
     });
     let defender = (!a.no_defender).then(|| Arc::clone(&store));
+    let directories = crate::directory::sources(a.directory.as_deref(), None).await?;
     let server: Server<(_, _, _, FileObjects, _)> = Server {
         auth: Arc::new(
-            auth.with_parallel_hashes(parallel_checks(&a.bounds))
+            auth.with_directories(directories)
+                .with_parallel_hashes(parallel_checks(&a.bounds))
                 .with_defender(defender, DefenderConfig::default())
                 .with_audit(audit_file(&a.data)),
         ),

@@ -8,10 +8,13 @@ use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
 use ferry_core::adapters::aws::eventbridge::EventBridgePublisher;
 use ferry_core::adapters::aws::iam::IamPolicySource;
 use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
+use ferry_core::adapters::ldap::{LdapDirectory, read_local_secret};
 use ferry_core::adapters::logging;
 use ferry_core::app::audit::BackgroundAudit;
 use ferry_core::app::login::{Authenticator, Settings};
 use ferry_core::config::AuthConfig;
+use ferry_core::domain::directory::{DirectoryConfig, SecretRef};
+use ferry_core::ports::{DirectorySource, error_chain};
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use serde_json::Value;
@@ -42,12 +45,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             bus,
         ))) as Arc<dyn ferry_core::ports::AuditSink>
     });
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    // Directory sources are built once per cold start, their secrets read then; a source that
+    // cannot be built stops the process, as any configuration error does.
+    let directories = directory_sources(config.directories, &secrets)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "directory source configuration error");
+            e
+        })?;
     let mut authenticator = Authenticator::new(
         DynamoUserStore::new(dynamodb.clone(), config.users_table),
-        SecretsManagerSaltSource::new(
-            aws_sdk_secretsmanager::Client::new(&aws),
-            config.salt_secret_id,
-        ),
+        SecretsManagerSaltSource::new(secrets, config.salt_secret_id),
         IamPolicySource::new(aws_sdk_iam::Client::new(&aws)),
         Settings {
             default_role_arn: config.default_role_arn,
@@ -67,7 +76,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.defender,
     )
     // Without DISABLE_AFTER_INACTIVE_DAYS and PASSWORD_MAX_AGE_DAYS only users' own limits apply.
-    .with_lifecycle(config.lifecycle);
+    .with_lifecycle(config.lifecycle)
+    // Without DIRECTORY_SOURCES every user is ferry's own.
+    .with_directories(directories);
     if let Some(sink) = audit {
         authenticator = authenticator.with_audit(sink);
     }
@@ -86,6 +97,47 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .layer(UnreadableAsNull)
         .run()
         .await
+}
+
+/// Builds each configured directory source, reading its bind secret and CA bundle (Secrets
+/// Manager, at its AWSCURRENT stage).
+async fn directory_sources(
+    configs: Vec<DirectoryConfig>,
+    secrets: &aws_sdk_secretsmanager::Client,
+) -> Result<Vec<DirectorySource>, lambda_runtime::Error> {
+    let mut out = Vec::with_capacity(configs.len());
+    for config in configs {
+        let password = secret(&config.bind_password, secrets).await?;
+        let ca = match &config.ca_bundle {
+            Some(r) => Some(secret(r, secrets).await?),
+            None => None,
+        };
+        out.push(LdapDirectory::new(config, &password, ca.as_deref())?.into_source());
+    }
+    Ok(out)
+}
+
+async fn secret(
+    reference: &SecretRef,
+    secrets: &aws_sdk_secretsmanager::Client,
+) -> Result<String, lambda_runtime::Error> {
+    if let Some(local) = read_local_secret(reference)? {
+        return Ok(local);
+    }
+    let SecretRef::SecretsManager(arn) = reference else {
+        return Err("a directory secret could not be read".into());
+    };
+    let value = secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|e| format!("reading directory secret {arn}: {}", error_chain(&e)))?;
+    value
+        .secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("directory secret {arn} holds no string").into())
 }
 
 /// Replaces a payload that is not JSON (bad UTF-8, truncated, binary) with `null` before the
