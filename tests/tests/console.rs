@@ -284,6 +284,19 @@ fn http(
     (status, head.to_owned(), body.to_owned())
 }
 
+/// The status of `GET /signin` sent with another `Host` header.
+fn status_with_host(url: &str, host: &str) -> u16 {
+    let mut stream = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    write!(
+        stream,
+        "GET /signin HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Signs in over plain HTTP; the session id and the page's CSRF token.
 fn sign_in(url: &str, token: &str) -> (String, String) {
     let (status, head, _) = http(
@@ -328,6 +341,11 @@ fn a_change_without_the_session_or_the_csrf_token_is_refused(up: Up) {
         "name=probe&token=not-the-token",
     );
     assert_eq!(status, 401, "a wrong token opens no session");
+    assert_eq!(
+        status_with_host(&url, "attacker.example:80"),
+        421,
+        "a page whose name was re-pointed at 127.0.0.1 is refused"
+    );
     let (session, csrf) = sign_in(&url, &token);
     let disable = "to=disable";
     let (status, _, _) = http(

@@ -89,6 +89,10 @@ pub(crate) struct Console {
     sessions: security::Sessions,
     /// The data folder (audit events, upload notices).
     pub(crate) data: PathBuf,
+    /// The `Host` headers accepted (on loopback: its own address and `localhost:PORT`; a page
+    /// on another site that re-points its name at 127.0.0.1 sends its own name and is refused).
+    /// Empty: any (bound to another address, the operator chose who may reach it).
+    hosts: Vec<String>,
 }
 
 impl Console {
@@ -196,10 +200,16 @@ pub(crate) fn start(
     let token = random_token()?;
     let bound = listener.local_addr()?;
     eprintln!("ferry console: http://{bound}/ sign-in token {token}");
+    let hosts = if bound.ip().is_loopback() {
+        vec![bound.to_string(), format!("localhost:{}", bound.port())]
+    } else {
+        Vec::new()
+    };
     let console = Arc::new(Console {
         wired,
         sessions: security::Sessions::new(token),
         data,
+        hosts,
     });
     let app = router(console);
     Ok(async move {
@@ -276,6 +286,15 @@ async fn guard(State(c): State<Arc<Console>>, req: Request, next: Next) -> Respo
 }
 
 async fn admit(c: &Console, req: Request, next: Next) -> Response {
+    if !c.hosts.is_empty() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok());
+        if !host.is_some_and(|h| c.hosts.iter().any(|ok| ok == h)) {
+            return (StatusCode::MISDIRECTED_REQUEST, "unexpected Host header").into_response();
+        }
+    }
     let path = req.uri().path();
     if matches!(path, "/signin" | "/style.css" | "/favicon.ico") {
         return next.run(req).await;
