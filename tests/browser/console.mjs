@@ -122,6 +122,25 @@ const commands = {
     const fingerprints = await page.locator('code.fp').allInnerTexts();
     return { flashes, fingerprints };
   },
+  // Waits up to `seconds` for a notice of `key` with `verdict` on /uploads; its row's text.
+  async uploads_has({ key, verdict, seconds = 30 }) {
+    const deadline = Date.now() + seconds * 1000;
+    for (;;) {
+      await page.goto(url('/uploads'));
+      const rows = await page.locator('table.list tbody tr').allInnerTexts();
+      const hit = rows.find((r) => {
+        const cells = r.split('\t').map((c) => c.trim());
+        return cells[0] === key && cells[2] === verdict;
+      });
+      if (hit) return { row: hit };
+      if (Date.now() > deadline) throw new Error(`no ${verdict} notice for ${key}: ${rows.slice(0, 5).join(' | ')}`);
+      await page.waitForTimeout(300);
+    }
+  },
+  async html({ path }) {
+    await page.goto(url(path));
+    return { html: await page.content() };
+  },
   async goto({ path }) {
     const r = await page.goto(url(path));
     return { status: r.status(), heading: await text('h1') };

@@ -94,8 +94,13 @@ enum Login<'a> {
 
 /// OpenSSH's `sftp -b` with `pwd` as `user`; whether it logged in, and what it printed.
 fn sftp(up: &Up, user: &str, login: Login<'_>) -> (bool, String) {
+    sftp_batch(up, user, login, "pwd\n")
+}
+
+/// OpenSSH's `sftp -b` with `commands` as `user`.
+fn sftp_batch(up: &Up, user: &str, login: Login<'_>, commands: &str) -> (bool, String) {
     let batch = up.work.join(unique("batch"));
-    std::fs::write(&batch, "pwd\n").unwrap();
+    std::fs::write(&batch, commands).unwrap();
     let mut cmd = Command::new("sftp");
     cmd.args(["-P", &up.port.to_string()]).args([
         "-o",
@@ -222,6 +227,38 @@ fn an_operator_adds_disables_and_keys_a_user_in_the_browser_and_sftp_obeys(up: U
     assert_eq!(keyed["fingerprints"], json!([expected]), "{keyed}");
     let (ok, out) = sftp(&up, "webuser", Login::Key(&key));
     assert!(ok, "the key added in the console logs in: {out}");
+
+    // Two uploads: one the processor passes, one it quarantines (an empty file); both listed.
+    let report = up.work.join("report.csv");
+    std::fs::write(&report, "id,amount\n1,100\n").unwrap();
+    let empty = up.work.join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let (ok, out) = sftp_batch(
+        &up,
+        "webuser",
+        Login::Key(&key),
+        &format!(
+            "put {} report.csv\nput {} empty.txt\n",
+            report.display(),
+            empty.display()
+        ),
+    );
+    assert!(ok, "{out}");
+    browser.run(json!({"cmd": "uploads_has", "key": "webuser/report.csv", "verdict": "clean"}));
+    let quarantined = browser
+        .run(json!({"cmd": "uploads_has", "key": "webuser/empty.txt", "verdict": "quarantined"}));
+    assert!(
+        quarantined["row"].as_str().unwrap().contains("empty"),
+        "{quarantined}"
+    );
+
+    // The record is shown without its hash, and the generated password is not shown again.
+    let page = browser.run(json!({"cmd": "html", "path": "/users/webuser"}));
+    let html = page["html"].as_str().unwrap();
+    assert!(
+        !html.contains("argon2") && !html.contains(&password),
+        "{html}"
+    );
 
     // The main pages, kept for the README (from the data folder's run only: one set).
     if up.aws.is_none() {
