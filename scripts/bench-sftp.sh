@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # SFTP throughput: a file (1 GiB by default, BENCH_SFTP_MB to change) goes up and comes back
 # through `ferry up` and through OpenSSH's own sftp-server behind a private sshd on 127.0.0.1,
-# with the same client, key and cipher negotiation; then logins per second through `ferry up`.
+# with the same client, key and cipher negotiation; a listing of a folder of 100,000 files
+# (BENCH_LIST_NAMES to change) through both, the same folder on disk; then logins per second
+# through `ferry up`.
 # Installs openssh-server with apt-get if sshd is missing. Prints figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MB=${BENCH_SFTP_MB:-1024}
 LOGINS=${BENCH_LOGINS:-50}
+NAMES=${BENCH_LIST_NAMES:-100000}
 
 if [ ! -x /usr/sbin/sshd ]; then
     echo "[bench] installing openssh-server for the reference sftp-server" >&2
@@ -72,11 +75,42 @@ measure() { # name port user remote-dir
     put=$(python3 -c "print(f'{$MB/($t1-$t0):.1f}')"); get=$(python3 -c "print(f'{$MB/($t2-$t1):.1f}')")
     echo "$put $get"
 }
+# The listing first, so that the memory it takes is not hidden under the transfers' peak. Flat
+# memory means listing ten times the names leaves the same peak: a folder of NAMES/10 files is
+# listed after a warm-up session, then the folder of NAMES.
+mk_folder() { # dir count
+    mkdir -p "$1"
+    python3 -c "import sys; [open(f'{sys.argv[1]}/file-{n:06}.txt', 'w').close() for n in range(int(sys.argv[2]))]" "$1" "$2"
+}
+big="$work/data/objects/ferry-local/bench/big"
+small="$work/data/objects/ferry-local/bench/small"
+mk_folder "$big" "$NAMES"
+mk_folder "$small" $((NAMES / 10))
+list() { # port user remote-dir expected -> seconds
+    local t0 t1 n
+    printf 'ls -1 %s\n' "$3" > "$work/ls"
+    t0=$(date +%s.%N)
+    n=$(sftp -q -P "$1" -i "$work/id" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o LogLevel=ERROR -b "$work/ls" "$2@127.0.0.1" | grep -c 'file-')
+    t1=$(date +%s.%N)
+    [ "$n" -eq "$4" ] || { echo "[bench] listing on port $1 showed $n names, not $4" >&2; exit 1; }
+    python3 -c "print(f'{$t1-$t0:.3f}')"
+}
+hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$ferry_pid/status"; }
+printf 'pwd\n' > "$work/pwd"
+sftp_run "$fport" bench "$work/pwd"
+warm=$(hwm)
+list "$fport" bench /ferry-local/bench/small $((NAMES / 10)) >/dev/null
+small_peak=$(hwm)
+f_ls=$(list "$fport" bench /ferry-local/bench/big "$NAMES")
+listing_peak=$(hwm)
+o_ls=$(list "$sport" "$(whoami)" "$big" "$NAMES")
+rm -rf "$big" "$small"
+
 read -r f_put f_get < <(measure "ferry up" "$fport" bench /ferry-local/bench)
 read -r o_put o_get < <(measure "OpenSSH" "$sport" "$(whoami)" "$work/home")
 peak=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$ferry_pid/status")
 
-printf 'pwd\n' > "$work/pwd"
 t0=$(date +%s.%N)
 for _ in $(seq 1 "$LOGINS"); do sftp_run "$fport" bench "$work/pwd"; done
 t1=$(date +%s.%N)
@@ -86,4 +120,13 @@ echo "SFTP throughput, ${MB} MiB file, $(nproc) cores, $(sed -n 's/^model name\s
 printf '%-34s upload %8s MiB/s   download %8s MiB/s\n' "ferry up (release)" "$f_put" "$f_get" "OpenSSH sftp-server via sshd" "$o_put" "$o_get"
 python3 -c "print(f'ferry / OpenSSH: upload {$f_put/$o_put:.2f}x, download {$f_get/$o_get:.2f}x')"
 echo "ferry up peak resident memory: ${peak} MiB"
+echo "Listing a folder of $NAMES files (one sftp session, login included, ls -1):"
+python3 - "$NAMES" "$f_ls" "$o_ls" <<PY
+import sys
+n, f, o = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print(f"{'ferry up (release)':34} {n / f:10.0f} names/s   ({f:.2f} s)")
+print(f"{'OpenSSH sftp-server via sshd':34} {n / o:10.0f} names/s   ({o:.2f} s)")
+print(f"ferry / OpenSSH: {o / f:.2f}x")
+PY
+echo "ferry up peak resident memory: ${warm} MiB after one session, ${small_peak} MiB after listing $((NAMES / 10)) names, ${listing_peak} MiB after listing $NAMES"
 echo "sequential key logins through ferry up (one sftp process each): ${rate}/s over ${LOGINS}"
