@@ -139,6 +139,7 @@ where
         expires_at: a.expires.as_deref().map(parse_date).transpose()?,
         disable_after_inactive_days: a.disable_after_inactive_days.map(|d| d.0),
         password_max_age_days: a.password_max_age_days.map(|d| d.0),
+        replace_lists: false,
     };
     let password = match source(&a.password) {
         Some(s) => PasswordChange::Set(read_password(s, true)?),

@@ -113,6 +113,14 @@ const commands = {
     await page.waitForLoadState();
     return { status: await text('dl.facts dd .badge') };
   },
+  // Sets one attribute in the user's edit form and saves; the flashes (outcome, validator).
+  async edit({ user, label, value }) {
+    await page.goto(url(`/users/${user}`));
+    await page.getByLabel(label, { exact: true }).fill(value);
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.waitForLoadState();
+    return { flashes: await page.locator('.flash').allInnerTexts() };
+  },
   async add_key({ user, key }) {
     await page.goto(url(`/users/${user}`));
     await page.getByLabel('Add public keys (OpenSSH, one a line)', { exact: true }).fill(key);

@@ -175,7 +175,7 @@ fn placement(up: &Up) -> (Value, Value) {
     }
 }
 
-fn an_operator_adds_disables_and_keys_a_user_in_the_browser_and_sftp_obeys(up: Up) {
+fn an_operator_adds_edits_disables_and_keys_a_user_in_the_browser_and_sftp_obeys(up: Up) {
     let (url, token) = console(&up);
     let mut browser = Browser::start(&url);
     browser.run(json!({"cmd": "signin", "name": "Test Operator", "token": token}));
@@ -227,6 +227,23 @@ fn an_operator_adds_disables_and_keys_a_user_in_the_browser_and_sftp_obeys(up: U
     assert_eq!(keyed["fingerprints"], json!([expected]), "{keyed}");
     let (ok, out) = sftp(&up, "webuser", Login::Key(&key));
     assert!(ok, "the key added in the console logs in: {out}");
+
+    // Edited to allow one other network only: refused from here, with its reason; the list
+    // emptied again (any source): let in. Each save shows the validator's verdict.
+    let sources = "Allowed sources (addresses or CIDRs)";
+    let saved = browser
+        .run(json!({"cmd": "edit", "user": "webuser", "label": sources, "value": "192.0.2.0/24"}));
+    assert_eq!(
+        saved["flashes"],
+        json!(["Saved.", "Validator: the record passes every check."]),
+        "{saved}"
+    );
+    let (ok, out) = sftp(&up, "webuser", Login::Key(&key));
+    assert!(!ok, "a source outside the allowed list is refused: {out}");
+    browser.run(json!({"cmd": "logins_has", "user": "webuser", "outcome": "deny", "reason": "ip_not_allowed"}));
+    browser.run(json!({"cmd": "edit", "user": "webuser", "label": sources, "value": ""}));
+    let (ok, out) = sftp(&up, "webuser", Login::Key(&key));
+    assert!(ok, "an emptied list lets every source in again: {out}");
 
     // Two uploads: one the processor passes, one it quarantines (an empty file); both listed.
     let report = up.work.join("report.csv");
@@ -438,7 +455,7 @@ fn a_change_without_the_session_or_the_csrf_token_is_refused(up: Up) {
 }
 
 ferry_tests::on_both_stores!(
-    an_operator_adds_disables_and_keys_a_user_in_the_browser_and_sftp_obeys,
+    an_operator_adds_edits_disables_and_keys_a_user_in_the_browser_and_sftp_obeys,
     a_change_without_the_session_or_the_csrf_token_is_refused,
 );
 

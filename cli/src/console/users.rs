@@ -211,6 +211,8 @@ fn changes_of(f: &UserForm, edit: bool) -> Result<Changes, String> {
         expires_at,
         disable_after_inactive_days: None,
         password_max_age_days: None,
+        // The edit form shows every list as stored: an emptied field means none.
+        replace_lists: edit,
     })
 }
 
@@ -485,7 +487,7 @@ where
         h2 { "Attributes" }
         form.card method="post" action={ "/users/" (name) "/edit" } {
             (csrf(op))
-            p.hint { "An empty field keeps what is stored." }
+            p.hint { "An empty bucket, home, policy, role or expiry keeps what is stored; an empty list (sources, servers, protocols) means any." }
             (attribute_fields(&form))
             button type="submit" { "Save" }
         }

@@ -45,6 +45,9 @@ pub struct Changes {
     pub disable_after_inactive_days: Option<Option<u32>>,
     /// The user's own password maximum age in days, as above.
     pub password_max_age_days: Option<Option<u32>>,
+    /// Sets the access lists (allowed sources, servers, protocols) as given, an empty list
+    /// included: for a form that shows every list and so can say "none" (the console's edit).
+    pub replace_lists: bool,
 }
 
 /// What happens to the password.
@@ -421,12 +424,16 @@ fn apply(record: &mut StoredRecord, username: &Username, c: Changes) -> Result<(
     set(&mut record.iam_policy_arn, c.policy_arn);
     set(&mut record.role_arn, c.role_arn);
     set(&mut record.chroot, c.chroot);
-    set_list(&mut record.allowed_ips, c.allowed_ips);
-    set_list(&mut record.allowed_servers, c.servers);
-    set_list(
-        &mut record.protocols,
-        c.protocols.iter().map(|p| p.to_ascii_uppercase()).collect(),
-    );
+    let protocols = c.protocols.iter().map(|p| p.to_ascii_uppercase()).collect();
+    if c.replace_lists {
+        record.allowed_ips = c.allowed_ips;
+        record.allowed_servers = c.servers;
+        record.protocols = protocols;
+    } else {
+        set_list(&mut record.allowed_ips, c.allowed_ips);
+        set_list(&mut record.allowed_servers, c.servers);
+        set_list(&mut record.protocols, protocols);
+    }
     set(&mut record.expires_at, c.expires_at);
     if let Some(days) = c.disable_after_inactive_days {
         record.disable_after_inactive_days = days;

@@ -7,6 +7,7 @@ use super::import::{ImportError, RowDefaults, RowOutcome, read_rows};
 use super::*;
 use crate::domain::keyring::Keyring;
 use crate::domain::password::Verifier;
+use crate::domain::protocol::Protocol;
 use crate::testing::{MemoryKeyring, MemoryUsers};
 
 const KEY: &str =
@@ -166,6 +167,46 @@ async fn an_update_keeps_the_password_and_attributes_the_model_does_not_know() {
     assert_eq!(user.salt_version.as_deref(), Some("1"));
     assert_eq!(user.extra["uploadRules"], json!({"maxObjectBytes": 10}));
     assert_eq!(user.extra["statusReason"], json!("ok"));
+}
+
+#[tokio::test]
+async fn an_update_that_replaces_the_lists_can_empty_them_and_one_that_does_not_keeps_them() {
+    let a = admin(Defaults::default());
+    let alice = name("alice");
+    let restricted = Changes {
+        allowed_ips: vec!["192.0.2.0/24".into()],
+        servers: vec!["s-1".into()],
+        protocols: vec!["sftp".into()],
+        ..changes()
+    };
+    a.add(
+        &alice,
+        restricted,
+        PasswordChange::Set(password("first-pass")),
+        false,
+    )
+    .await
+    .expect("added");
+    a.add(&alice, Changes::default(), PasswordChange::Keep, true)
+        .await
+        .expect("updated");
+    let kept = a.users().record("alice").expect("stored");
+    assert_eq!(
+        kept.allowed_servers,
+        vec!["s-1".to_owned()],
+        "empty lists keep by default"
+    );
+    let replace = Changes {
+        protocols: vec!["sftp".into()],
+        replace_lists: true,
+        ..Changes::default()
+    };
+    a.add(&alice, replace, PasswordChange::Keep, true)
+        .await
+        .expect("updated");
+    let user = a.users().record("alice").expect("stored");
+    assert!(user.allowed_ips.is_empty() && user.allowed_servers.is_empty());
+    assert_eq!(user.protocols, vec![Protocol::Sftp]);
 }
 
 #[tokio::test]
