@@ -149,6 +149,19 @@ const commands = {
     await page.goto(url(path));
     return { html: await page.content() };
   },
+  // Clicks the button (or link) `name` on `path`; the flashes and the main text after.
+  async click({ path, name, role = 'button' }) {
+    await page.goto(url(path));
+    await page.getByRole(role, { name, exact: true }).click();
+    await page.waitForLoadState();
+    const out = page.locator('#generated-password');
+    return {
+      flashes: await page.locator('.flash').allInnerTexts(),
+      main: await text('main'),
+      url: page.url(),
+      password: (await out.count()) ? (await out.innerText()).trim() : null,
+    };
+  },
   async goto({ path }) {
     const r = await page.goto(url(path));
     return { status: r.status(), heading: await text('h1') };
