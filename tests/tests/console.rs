@@ -562,6 +562,81 @@ ferry_tests::on_both_stores!(
     an_operator_resets_a_password_deletes_a_user_rotates_the_salt_and_lifts_a_ban,
 );
 
+/// `ferry console` alone, on a data folder `ferry up` made: it says where it listens and its
+/// token, and serves the same users.
+#[test]
+fn ferry_console_alone_serves_a_data_folder() {
+    let up = Up::start(Store::Local);
+    let mut child = Command::new(ferry_tests::runtime_api::workspace_binary("ferry").unwrap())
+        .arg("--local")
+        .arg(&up.data)
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let said = lines.next().unwrap().unwrap();
+    let rest = said
+        .strip_prefix("ferry console: http://")
+        .unwrap_or_else(|| panic!("{said}"));
+    let mut words = rest.split_whitespace();
+    let url = format!("http://{}", words.next().unwrap().trim_end_matches('/'));
+    let token = words.nth(2).unwrap().to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    let (session, _) = sign_in(&url, &token);
+    let (status, _, page) = http(&url, "GET", "/users?q=demo", Some(&session), "");
+    assert_eq!(status, 200);
+    assert!(page.contains("href=\"/users/demo\""), "{page}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The users page's search on DynamoDB: pages of at most `limit`, every name with the prefix
+/// once across them, no other name.
+#[test]
+fn a_dynamodb_search_pages_through_the_names_with_its_prefix_only() {
+    use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
+    use ferry_core::domain::user::UserRecord;
+    use ferry_core::ports::UserAdmin;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let fixture = ferry_tests::Fixture::new().await.unwrap();
+        let store = DynamoUserStore::new(fixture.ddb.clone(), &fixture.table);
+        for name in ["alice", "bob", "bobby", "bob.smith", "carol", "robert"] {
+            let record = UserRecord::from_json(json!({
+                "username": name, "bucket": "ferry-data", "home": name, "iamPolicyArn": fixture.policy_arn,
+                "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$AAAA$BBBB", "saltVersion": "1"
+            }))
+            .unwrap();
+            store.put_user(&record, false).await.unwrap();
+        }
+        let mut found = Vec::new();
+        let mut start = None;
+        for _ in 0..10 {
+            let page = store.find_users("bob", start, 2).await.unwrap();
+            assert!(page.users.len() <= 2);
+            found.extend(
+                page.users
+                    .iter()
+                    .map(|u| u["username"].as_str().unwrap().to_owned()),
+            );
+            start = page.next;
+            if start.is_none() {
+                break;
+            }
+        }
+        found.sort();
+        assert_eq!(found, ["bob", "bob.smith", "bobby"]);
+        let all = store.find_users("", None, 100).await.unwrap();
+        assert_eq!(all.users.len(), 6);
+        assert!(all.next.is_none());
+    });
+}
+
 /// 100,000 users in the data folder: the users page (first page, a prefix search, a page deep
 /// in the list) stays fast. The figures are the console's own `Server-Timing`, printed for the
 /// README; the test asserts only that each page answers and holds its users.

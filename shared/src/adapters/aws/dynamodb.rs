@@ -439,6 +439,58 @@ impl UserAdmin for DynamoUserStore {
             .cloned();
         Ok(UserPage { users, next })
     }
+
+    /// A scan with the prefix as a filter, page after page until `limit` users are found: the
+    /// table still reads every item it passes (a scan has no order to start from), but only the
+    /// matches cross the wire. The next page starts after the last user returned.
+    #[instrument(skip(self, start), fields(table = %self.table))]
+    async fn find_users(
+        &self,
+        prefix: &str,
+        start: Option<String>,
+        limit: usize,
+    ) -> Result<UserPage, StoreError> {
+        let limit = limit.max(1);
+        let mut users: Vec<Value> = Vec::new();
+        let mut cursor = start;
+        loop {
+            let mut scan = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true);
+            if !prefix.is_empty() {
+                scan = scan
+                    .filter_expression("begins_with(#u, :p)")
+                    .expression_attribute_names("#u", attr::USERNAME)
+                    .expression_attribute_values(":p", AttributeValue::S(prefix.to_owned()));
+            }
+            if let Some(after) = cursor {
+                scan = scan.exclusive_start_key(attr::USERNAME, AttributeValue::S(after));
+            }
+            let out = scan.send().await.map_err(unavailable)?;
+            for item in out.items() {
+                users.push(serde_dynamo::from_item(item.clone()).map_err(malformed)?);
+            }
+            cursor = out
+                .last_evaluated_key()
+                .and_then(|k| k.get(attr::USERNAME))
+                .and_then(|v| v.as_s().ok())
+                .cloned();
+            if users.len() >= limit || cursor.is_none() {
+                break;
+            }
+        }
+        let more = users.len() > limit || cursor.is_some();
+        users.truncate(limit);
+        let next = users
+            .last()
+            .filter(|_| more)
+            .and_then(|u| u.get(attr::USERNAME))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(UserPage { users, next })
+    }
 }
 
 /// An item, or a value inside one, that does not fit the data model's types (a binary
