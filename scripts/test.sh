@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
 # shellcheck source=lib/browser.sh
 source scripts/lib/browser.sh
+# shellcheck source=lib/slapd.sh
+source scripts/lib/slapd.sh
 
 ferry_services_start
+# The directory suite (tests/tests/directory.rs) runs against a throwaway OpenLDAP, installed
+# from Debian's packages when missing, on free loopback ports; stopped on exit like the others.
+ferry_slapd_start
 # The deployment template must pass all three checkers: cfn-lint (any error or warning fails),
 # SAM's own validation with its linter, and the checkov security scan (every finding fixed, or
 # skipped in the template with its reason). All run offline.

@@ -123,7 +123,7 @@ enum UserCommand {
 #[derive(Debug, Args)]
 struct ValidateArgs {
     /// The user to check
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(required_unless_present_any = ["all", "directory"], conflicts_with = "all")]
     name: Option<String>,
     /// Check every user
     #[arg(long)]
@@ -137,6 +137,10 @@ struct ValidateArgs {
     /// Only roles under this IAM path pass (as the function's ALLOWED_ROLE_PATH)
     #[arg(long = "role-path", env = "ALLOWED_ROLE_PATH")]
     role_path: Option<String>,
+    /// Also check the default profiles of the directory sources in this file (their policy,
+    /// role and home, as the validator checks a record's)
+    #[arg(long, env = "FERRY_DIRECTORY")]
+    directory: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -630,3 +630,53 @@ fn directory_users_log_in_over_sftp_through_ferry_up() {
     assert!(!bob.0, "a user outside the group: {}", bob.1);
     assert!(!dave.0, "a disabled account's key: {}", dave.1);
 }
+
+#[test]
+fn the_validator_checks_each_sources_default_profile() {
+    let work = std::env::temp_dir().join(ferry_tests::fixture::unique("ferry-directory-validate"));
+    let data = work.join("data");
+    std::fs::create_dir_all(&work).expect("work folder");
+    let ferry = ferry_tests::runtime_api::workspace_binary("ferry").expect("the ferry binary");
+    let profile = |policy: &str| {
+        json!({"name": "corp", "url": "ldaps://ldap.corp.example", "baseDn": "dc=corp",
+               "bindDn": "cn=svc,dc=corp", "bindPassword": "env:UNUSED",
+               "defaultProfile": {"bucket": "ferry-local", "home": "corp/${transfer:UserName}",
+                                  "iamPolicyArn": policy}})
+    };
+    let validate = |sources: Value| {
+        let file = work.join("sources.json");
+        std::fs::write(&file, sources.to_string()).expect("sources file");
+        let out = Command::new(&ferry)
+            .arg("--local")
+            .arg(&data)
+            .args(["user", "validate", "--directory"])
+            .arg(&file)
+            .output()
+            .expect("ferry runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let good = validate(
+        json!({"sources": [profile("arn:aws:iam::000000000000:policy/ferry-scope-down")]}),
+    );
+    let missing =
+        validate(json!({"sources": [profile("arn:aws:iam::000000000000:policy/no-such-policy")]}));
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(good.0, "{}", good.1);
+    assert!(
+        good.1
+            .contains("directory source corp (default profile): valid"),
+        "{}",
+        good.1
+    );
+    assert!(!missing.0, "{}", missing.1);
+    assert!(
+        missing
+            .1
+            .contains("INVALID: iamPolicyArn names no existing policy"),
+        "{}",
+        missing.1
+    );
+}

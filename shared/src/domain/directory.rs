@@ -362,6 +362,10 @@ fn check_source(raw: RawSource) -> Result<DirectoryConfig, DirectoryConfigError>
         Some("ldap") => return Err(at("an ldap:// URL needs starttls: true")),
         _ => return Err(at("url must be ldaps://host[:port] or ldap://host[:port]")),
     };
+    let host = raw.url.split_once("://").map_or("", |(_, r)| r);
+    if host.is_empty() || host.starts_with(['/', ':', '?']) || host.contains(char::is_whitespace) {
+        return Err(at("url must be ldaps://host[:port] or ldap://host[:port]"));
+    }
     for (field, value) in [("baseDn", &raw.base_dn), ("bindDn", &raw.bind_dn)] {
         if !looks_like_dn(value) {
             return Err(at(&format!("{field} is not a DN")));
@@ -750,9 +754,10 @@ mod tests {
 
     #[test]
     fn each_bad_sources_file_names_its_fault() {
-        let cases: [(&str, &str, &str); 9] = [
+        let cases: [(&str, &str, &str); 10] = [
             ("\"name\": \"corp\"", "\"name\": \"Corp!\"", "name must be"),
             ("ldaps://ldap.corp.example", "http://x", "url must be"),
+            ("ldaps://ldap.corp.example", "ldaps://", "url must be"),
             (
                 "ldaps://ldap.corp.example",
                 "ldap://ldap.corp.example",
