@@ -680,3 +680,59 @@ fn the_validator_checks_each_sources_default_profile() {
         missing.1
     );
 }
+
+#[test]
+fn ferry_login_shows_the_answer_for_a_directory_user() {
+    let work = std::env::temp_dir().join(ferry_tests::fixture::unique("ferry-directory-login"));
+    std::fs::create_dir_all(&work).expect("work folder");
+    let sources = json!({"sources": [{
+        "name": "corp",
+        "url": env("FERRY_LDAP_URL"),
+        "caBundle": format!("file:{}", env("FERRY_LDAP_CA")),
+        "baseDn": env("FERRY_LDAP_BASE_DN"),
+        "bindDn": env("FERRY_LDAP_BIND_DN"),
+        "bindPassword": "env:FERRY_LDAP_BIND_PASSWORD",
+        "attributes": {"uid": "uidNumber", "gid": "gidNumber"},
+        "defaultProfile": {"bucket": "ferry-local", "home": "corp/${transfer:UserName}",
+                           "iamPolicyArn": "arn:aws:iam::000000000000:policy/ferry-scope-down"}
+    }]});
+    let file = work.join("sources.json");
+    std::fs::write(&file, sources.to_string()).expect("sources file");
+    let login = |password: &str| {
+        let mut child = Command::new(
+            ferry_tests::runtime_api::workspace_binary("ferry").expect("the ferry binary"),
+        )
+        .arg("--local")
+        .arg(work.join("data"))
+        .args(["login", "alice", "--password-stdin", "--directory"])
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ferry runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = writeln!(stdin, "{password}");
+        }
+        let out = child.wait_with_output().expect("ferry ends");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let right = login(&env("FERRY_LDAP_USER_PASSWORD"));
+    let wrong = login("not-her-password");
+    let _ = std::fs::remove_dir_all(&work);
+    assert_eq!(right.0, Some(0), "{right:?}");
+    let answer: Value = serde_json::from_str(&right.1).expect("the answer is JSON");
+    assert_eq!(
+        answer["HomeDirectory"], "/ferry-local/corp/alice",
+        "{answer}"
+    );
+    assert_eq!(answer["PosixProfile"]["Uid"], 2001, "{answer}");
+    assert_eq!(wrong.0, Some(1), "{wrong:?}");
+    assert_eq!(wrong.1.trim(), "{}");
+    assert!(wrong.2.contains("wrong_password"), "{wrong:?}");
+}
