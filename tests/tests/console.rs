@@ -691,6 +691,20 @@ fn the_users_page_at_100000_users_reports_its_server_time() {
         }
         figures.push(format!("{path}: {ms:.1} ms"));
     }
+    // The first page's "Next page" link goes on from its last user.
+    let (_, _, first) = http(&url, "GET", "/users", Some(&session), "");
+    let next = first
+        .split("\" rel=\"next\"")
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let (status, _, second) = http(&url, "GET", &next, Some(&session), "");
+    assert_eq!(status, 200, "{next}");
+    assert!(
+        second.contains(">user000049<") && !second.contains(">user000048<"),
+        "{next}"
+    );
     eprintln!(
         "users page at 100,000 users, server time: {}",
         figures.join(", ")

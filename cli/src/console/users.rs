@@ -30,6 +30,11 @@ use crate::backend::Backend;
 /// Users per page.
 const PAGE: usize = 50;
 
+/// A value inside a link's query string.
+fn query_value(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
     #[serde(default)]
@@ -82,10 +87,10 @@ pub(crate) async fn users(
         }
         nav.pager aria-label="Pages" {
             @if after.is_some() {
-                a href={ "/users?q=" (prefix) } { "First page" }
+                a href={ "/users?q=" (query_value(&prefix)) } { "First page" }
             }
             @if let Some(n) = &next {
-                a href={ "/users?q=" (prefix) "&after=" (n) } rel="next" { "Next page" }
+                a href={ "/users?q=" (query_value(&prefix)) "&after=" (query_value(n)) } rel="next" { "Next page" }
             }
         }
     };
@@ -731,6 +736,12 @@ pub(crate) async fn remove_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_search_prefix_cannot_add_to_the_next_page_link() {
+        assert_eq!(query_value("a&after=z#x"), "a%26after%3Dz%23x");
+        assert_eq!(query_value("bob.smith"), "bob%2Esmith");
+    }
 
     #[test]
     fn a_typed_list_splits_on_commas_spaces_and_lines() {
