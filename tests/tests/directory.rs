@@ -736,3 +736,79 @@ fn ferry_login_shows_the_answer_for_a_directory_user() {
     assert_eq!(wrong.1.trim(), "{}");
     assert!(wrong.2.contains("wrong_password"), "{wrong:?}");
 }
+
+/// Creates a Secrets Manager secret (on moto) holding `value`; its ARN.
+async fn aws_secret(f: &ferry_tests::Fixture, value: &str) -> String {
+    let created = f
+        .secrets
+        .create_secret()
+        .name(ferry_tests::fixture::unique("ferry/directory"))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("moto creates the secret");
+    created.arn().expect("an ARN").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_auth_binary_reads_its_directory_secrets_from_secrets_manager_and_answers() {
+    let f = ferry_tests::Fixture::new()
+        .await
+        .expect("the local services");
+    // The bind secret in the toolkit's shape, the CA bundle as it is: both in Secrets Manager.
+    let bind = aws_secret(
+        &f,
+        &json!({"username": env("FERRY_LDAP_BIND_DN"), "password": env("FERRY_LDAP_BIND_PASSWORD")})
+            .to_string(),
+    )
+    .await;
+    let ca = aws_secret(
+        &f,
+        &std::fs::read_to_string(env("FERRY_LDAP_CA")).expect("the CA"),
+    )
+    .await;
+    let sources = json!({"sources": [{
+        "name": "corp",
+        "url": env("FERRY_LDAP_URL"),
+        "caBundle": ca,
+        "baseDn": env("FERRY_LDAP_BASE_DN"),
+        "bindDn": env("FERRY_LDAP_BIND_DN"),
+        "bindPassword": bind,
+        "allowedGroups": [env("FERRY_LDAP_GROUP_DN")],
+        "groupCheck": "memberSearch",
+        "groupBaseDn": env("FERRY_LDAP_GROUP_BASE_DN"),
+        "attributes": {"accountControl": "userAccountControl"},
+        "defaultProfile": {"bucket": "ferry-data", "home": "corp/${transfer:UserName}",
+                           "iamPolicyArn": f.policy_arn}
+    }]});
+    let mut api = ferry_tests::runtime_api::RuntimeApi::start().expect("a Runtime API");
+    let mut child = f
+        .auth_command(&api)
+        .expect("the auth binary")
+        .env("DIRECTORY_SOURCES", sources.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the auth binary starts");
+    let wait = Duration::from_secs(30);
+    let ready = api.wait_ready(wait).is_ok();
+    let mut ask = |user: &str, password: &str| -> Option<Value> {
+        let event = ferry_tests::fixture::direct_event(user, Some(password));
+        let answer = api.invoke(event.to_string().as_bytes(), wait).ok()?;
+        serde_json::from_slice(&answer.body).ok()
+    };
+    let carol = ready.then(|| ask("carol", &env("FERRY_LDAP_USER_PASSWORD")));
+    let wrong = ready.then(|| ask("carol", "not-her-password"));
+    let dave = ready.then(|| ask("dave", &env("FERRY_LDAP_USER_PASSWORD")));
+    // Stopped before judging, so that a failed assertion leaves no function behind.
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "the auth binary polls the Runtime API");
+    let carol = carol.flatten().expect("an answer for carol");
+    assert_eq!(carol["HomeDirectory"], "/ferry-data/corp/carol", "{carol}");
+    assert_eq!(carol["Role"], ferry_tests::fixture::DEFAULT_ROLE, "{carol}");
+    assert!(carol["Policy"].is_string(), "{carol}");
+    assert_eq!(wrong.flatten(), Some(json!({})));
+    assert_eq!(dave.flatten(), Some(json!({})));
+}
