@@ -57,6 +57,11 @@ impl Drop for Up {
 
 impl Up {
     pub fn start(store: Store) -> Up {
+        Self::start_with(store, &[])
+    }
+
+    /// As [`Up::start`], with `extra` flags for `ferry up` (bounds, `--no-processing`).
+    pub fn start_with(store: Store, extra: &[&str]) -> Up {
         let work = std::env::temp_dir().join(unique("ferry-up"));
         std::fs::create_dir_all(&work).unwrap();
         let data = work.join("data");
@@ -72,7 +77,8 @@ impl Up {
             // The console too, for the same reason.
             "--console",
             "127.0.0.1:0",
-        ]);
+        ])
+        .args(extra);
         let (aws, bucket) = match store {
             Store::Local => (None, "ferry-local".to_owned()),
             Store::Aws => {

@@ -4,7 +4,9 @@
 
 pub mod fixture;
 pub mod harness;
+pub mod load;
 pub mod runtime_api;
+pub mod soak;
 pub mod ssh;
 pub mod stream;
 pub mod up;
