@@ -68,6 +68,9 @@ slapd_write_conf() { # dir rootpw-hash
     local d=$1 rootpw=$2
     mkdir -p "$d/db"
     cat >"$d/slapd.conf" <<EOF
+# Idle connections are closed after 2 s, as directories close idle clients (AD after 15
+# minutes): the tests see ferry's kept service connection made again.
+idletimeout 2
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/nis.schema

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions, StdStream,
@@ -56,6 +57,8 @@ pub struct LdapDirectory {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// The service account's connection, bound, kept across logins.
     service: Mutex<Option<Ldap>>,
+    /// Connections opened so far (service and user binds).
+    opened: AtomicUsize,
 }
 
 impl fmt::Debug for LdapDirectory {
@@ -94,6 +97,7 @@ impl LdapDirectory {
             config,
             tls,
             service: Mutex::new(None),
+            opened: AtomicUsize::new(0),
         })
     }
 
@@ -107,7 +111,14 @@ impl LdapDirectory {
         }
     }
 
+    /// How many connections this source has opened: one kept for the service account's
+    /// searches (again after the server closed it), and one per password check.
+    pub fn connections_opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
+    }
+
     async fn connect(&self) -> Result<Ldap, LdapError> {
+        self.opened.fetch_add(1, Ordering::Relaxed);
         // Our own TCP connection, with Nagle's algorithm off: ldap3 leaves it on, and a bind's
         // small writes right after the TLS handshake then wait for the server's delayed ACK
         // (40 ms on Linux), which doubled a password login's time.
