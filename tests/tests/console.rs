@@ -202,6 +202,14 @@ fn an_operator_adds_edits_disables_and_keys_a_user_in_the_browser_and_sftp_obeys
     browser.run(
         json!({"cmd": "logins_has", "user": "webuser", "outcome": "deny", "reason": "disabled"}),
     );
+    let page = browser.run(json!({"cmd": "html", "path": "/users/webuser"}));
+    assert!(
+        page["html"]
+            .as_str()
+            .unwrap()
+            .contains("<code>disabled</code>"),
+        "the user's page lists the refusal too: {page}"
+    );
 
     // Enabled again with a key pasted in: the key logs in, and its fingerprint is ssh-keygen's.
     browser.run(json!({"cmd": "enable", "user": "webuser"}));

@@ -340,7 +340,45 @@ async fn user_page(
     flash: Vec<Flash>,
     generated: Option<&str>,
 ) -> Response {
-    with_backend!(&c.wired, b => render_user(b, op, username, flash, generated).await)
+    let logins = recent_logins(&c.data, username.as_str());
+    with_backend!(&c.wired, b => render_user(b, op, username, flash, generated, logins).await)
+}
+
+/// Decisions about one user listed on their page.
+const USER_LOGINS: usize = 10;
+
+/// The newest login decisions about `name` in the data folder's audit events.
+fn recent_logins(data: &std::path::Path, name: &str) -> Markup {
+    let events = super::handlers::tail_json(&data.join("audit.jsonl"));
+    let mine: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.get("detailType").and_then(Value::as_str) == Some("ferry login"))
+        .filter_map(|e| e.get("detail"))
+        .filter(|d| d.get("username").and_then(Value::as_str) == Some(name))
+        .take(USER_LOGINS)
+        .collect();
+    let s = |d: &Value, k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    html! {
+        @if mine.is_empty() {
+            p.empty { "No login recorded." }
+        } @else {
+            table.list {
+                thead { tr { th { "When" } th { "Source" } th { "Outcome" } th { "Reason" } th { "Flow" } } }
+                tbody {
+                    @for d in &mine {
+                        tr {
+                            td { (d.get("at").and_then(Value::as_i64).map_or_else(String::new, dates::format_date)) }
+                            td { (s(d, "sourceIp")) }
+                            td { span class={ "badge " (s(d, "outcome")) } { (s(d, "outcome")) } }
+                            td { code { (s(d, "reason")) } }
+                            td { (s(d, "flow")) }
+                        }
+                    }
+                }
+            }
+            p { a href="/logins" { "All logins and locks" } }
+        }
+    }
 }
 
 async fn render_user<U, S, P>(
@@ -349,6 +387,7 @@ async fn render_user<U, S, P>(
     username: &Username,
     mut flash: Vec<Flash>,
     generated: Option<&str>,
+    logins: Markup,
 ) -> Response
 where
     U: UserAdmin + UserStore,
@@ -454,6 +493,8 @@ where
             }
             a.button.danger href={ "/users/" (name) "/delete" } { "Delete…" }
         }
+        h2 { "Recent logins" }
+        (logins)
         h2 { "Public keys" }
         @if keys.is_empty() {
             p.empty { "No keys." }
