@@ -75,19 +75,27 @@ pub fn dn_escape(value: &str) -> String {
 /// What a `userAccountControl` value says about the account; `None` for anything that is not a
 /// number (an account whose state cannot be read is not taken as active: the caller refuses).
 pub fn account_control(value: &str) -> Option<AccountState> {
+    account_control_bits(value).map(account_state_of)
+}
+
+/// The bits of an account-control value; `None` for anything that is not a number.
+fn account_control_bits(value: &str) -> Option<u32> {
     // AD writes it as a signed 32-bit decimal; bits are what matter.
-    let bits = value
+    value
         .trim()
         .parse::<i64>()
         .ok()
-        .and_then(|v| u32::try_from(v & 0xFFFF_FFFF).ok())?;
-    Some(if bits & UAC_ACCOUNT_DISABLED != 0 {
+        .and_then(|v| u32::try_from(v & 0xFFFF_FFFF).ok())
+}
+
+fn account_state_of(bits: u32) -> AccountState {
+    if bits & UAC_ACCOUNT_DISABLED != 0 {
         AccountState::Disabled
     } else if bits & UAC_LOCKED_OUT != 0 {
         AccountState::Locked
     } else {
         AccountState::Active
-    })
+    }
 }
 
 /// An account's state in the directory.
@@ -176,8 +184,25 @@ pub struct AttributeMap {
     /// A home prefix inside the profile's bucket (leading and trailing `/` dropped).
     pub home: Option<String>,
     pub public_keys: Option<String>,
-    /// An attribute with Active Directory's `userAccountControl` bits (disabled, locked out).
-    pub account_control: Option<String>,
+    /// Attributes with Active Directory's account-control bits (disabled, locked out), one name
+    /// or several, their bits taken together: AD keeps "disabled" in `userAccountControl` but
+    /// reports a lockout only in the computed `msDS-User-Account-Control-Computed`.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub account_control: Vec<String>,
+}
+
+/// One attribute name, or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(name) => vec![name],
+        OneOrMany::Many(names) => names,
+    })
 }
 
 impl AttributeMap {
@@ -190,10 +215,10 @@ impl AttributeMap {
             &self.policy,
             &self.home,
             &self.public_keys,
-            &self.account_control,
         ]
         .into_iter()
         .flatten()
+        .chain(&self.account_control)
         .cloned()
         .collect()
     }
@@ -512,25 +537,26 @@ impl DirectoryUser {
         })
     }
 
-    /// The account state its account-control attribute gives, if one is mapped; `None` when
-    /// mapped but absent (a server that keeps no such attribute for the entry).
+    /// The account state the account-control attributes give together, if any is mapped and
+    /// present; `None` when none is (a server that keeps no such attribute for the entry).
     pub fn account_state(
         attrs: &BTreeMap<String, Vec<String>>,
         map: &AttributeMap,
     ) -> Result<Option<AccountState>, AttributeError> {
-        let Some(name) = map.account_control.as_deref() else {
-            return Ok(None);
-        };
-        let Some(value) = attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.first())
-        else {
-            return Ok(None);
-        };
-        account_control(value)
-            .map(Some)
-            .ok_or_else(|| AttributeError(name.to_owned()))
+        let mut bits = None;
+        for name in &map.account_control {
+            let Some(value) = attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.first())
+            else {
+                continue;
+            };
+            let these =
+                account_control_bits(value).ok_or_else(|| AttributeError(name.to_owned()))?;
+            bits = Some(bits.unwrap_or(0) | these);
+        }
+        Ok(bits.map(account_state_of))
     }
 }
 
@@ -702,7 +728,7 @@ mod tests {
             uid: Some("uidNumber".into()),
             gid: Some("gidNumber".into()),
             public_keys: Some("sshPublicKey".into()),
-            account_control: Some("userAccountControl".into()),
+            account_control: vec!["userAccountControl".into()],
             ..AttributeMap::default()
         };
         let attrs: BTreeMap<String, Vec<String>> = [
@@ -727,6 +753,41 @@ mod tests {
         assert_eq!(
             DirectoryUser::from_attributes("uid=a".into(), &broken, &map),
             Err(AttributeError("uidNumber".into()))
+        );
+    }
+
+    #[test]
+    fn account_control_bits_of_several_attributes_are_taken_together() {
+        let map: AttributeMap = serde_json::from_str(
+            r#"{"accountControl": ["userAccountControl", "msDS-User-Account-Control-Computed"]}"#,
+        )
+        .unwrap();
+        let state = |uac: &str, computed: Option<&str>| {
+            let mut attrs: BTreeMap<String, Vec<String>> =
+                [("userAccountControl".to_owned(), vec![uac.to_owned()])].into();
+            if let Some(c) = computed {
+                attrs.insert(
+                    "msDS-User-Account-Control-Computed".into(),
+                    vec![c.to_owned()],
+                );
+            }
+            DirectoryUser::account_state(&attrs, &map)
+        };
+        assert_eq!(state("512", Some("0")), Ok(Some(AccountState::Active)));
+        // AD reports a lockout only in the computed attribute.
+        assert_eq!(state("512", Some("16")), Ok(Some(AccountState::Locked)));
+        assert_eq!(state("514", Some("16")), Ok(Some(AccountState::Disabled)));
+        assert_eq!(state("512", None), Ok(Some(AccountState::Active)));
+        assert_eq!(
+            state("512", Some("x")),
+            Err(AttributeError("msDS-User-Account-Control-Computed".into()))
+        );
+        let one: AttributeMap =
+            serde_json::from_str(r#"{"accountControl": "userAccountControl"}"#).unwrap();
+        assert_eq!(one.account_control, vec!["userAccountControl"]);
+        assert_eq!(
+            AttributeMap::default().account_control,
+            Vec::<String>::new()
         );
     }
 
