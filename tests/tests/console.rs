@@ -285,9 +285,13 @@ fn an_operator_adds_edits_disables_and_keys_a_user_in_the_browser_and_sftp_obeys
         "{html}"
     );
 
-    // The main pages, kept for the README (from the data folder's run only: one set).
+    // The main pages (from the data folder's run only: one set). Into target/ on every run, so a
+    // test run leaves the tree as it was; `FERRY_CONSOLE_SCREENSHOTS=docs/console` refreshes the
+    // README's pictures.
     if up.aws.is_none() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = std::env::var_os("FERRY_CONSOLE_SCREENSHOTS")
+            .map_or_else(|| root.join("target/console-screenshots"), |d| root.join(d));
         std::fs::create_dir_all(&docs).unwrap();
         for (path, name) in [
             ("/users", "users"),
