@@ -251,8 +251,25 @@ impl LdapDirectory {
             return Ok(Err(DirectoryRefusal::UnknownUser));
         };
         let entry = SearchEntry::construct(entry);
-        let attrs: BTreeMap<String, Vec<String>> = entry.attrs.into_iter().collect();
+        let mut attrs: BTreeMap<String, Vec<String>> = entry.attrs.into_iter().collect();
         let map = &self.config.attributes;
+        if !map.account_control.is_empty() {
+            // Read again with a base search: AD computes msDS-User-Account-Control-Computed
+            // (its only report of a lockout) for base searches alone.
+            let ldap3::SearchResult(state, outcome) = ldap
+                .with_timeout(self.config.operation_timeout)
+                .search(
+                    &entry.dn,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    map.account_control.clone(),
+                )
+                .await?;
+            outcome.success()?;
+            for found in state.into_iter().filter(|e| !e.is_ref()) {
+                attrs.extend(SearchEntry::construct(found).attrs);
+            }
+        }
         let user = DirectoryUser::from_attributes(entry.dn, &attrs, map).map_err(unusable)?;
         // An account-control value that cannot be read is taken as disabled: never as active.
         let state =
