@@ -8,6 +8,7 @@
 //!
 //! Fails loudly, never skips, when slapd was not started.
 
+use std::io::Read;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -796,11 +797,24 @@ async fn the_auth_binary_reads_its_directory_secrets_from_secrets_manager_and_an
         .auth_command(&api)
         .expect("the auth binary")
         .env("DIRECTORY_SOURCES", sources.to_string())
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        // As chatty as it gets short of trace: no level may show a password.
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the auth binary starts");
+    // Drained as it runs, so a full pipe never stalls the function.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let wait = Duration::from_secs(30);
     let ready = api.wait_ready(wait).is_ok();
     let mut ask = |user: &str, password: &str| -> Option<Value> {
@@ -814,7 +828,23 @@ async fn the_auth_binary_reads_its_directory_secrets_from_secrets_manager_and_an
     // Stopped before judging, so that a failed assertion leaves no function behind.
     let _ = child.kill();
     let _ = child.wait();
-    assert!(ready, "the auth binary polls the Runtime API");
+    let printed = format!(
+        "{}{}",
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default()
+    );
+    assert!(ready, "the auth binary polls the Runtime API: {printed}");
+    for secret in [
+        env("FERRY_LDAP_USER_PASSWORD"),
+        env("FERRY_LDAP_BIND_PASSWORD"),
+        "not-her-password".to_owned(),
+    ] {
+        assert!(!printed.contains(&secret), "a password reached the log");
+    }
+    // The audit line says why each login was refused.
+    for reason in [r#""reason":"wrong_password""#, r#""reason":"disabled""#] {
+        assert!(printed.contains(reason), "no {reason} in {printed}");
+    }
     let carol = carol.flatten().expect("an answer for carol");
     assert_eq!(carol["HomeDirectory"], "/ferry-data/corp/carol", "{carol}");
     assert_eq!(carol["Role"], ferry_tests::fixture::DEFAULT_ROLE, "{carol}");
