@@ -550,3 +550,42 @@ fn the_transfer_server_ignores_setstat_by_default_as_ferry_up_does() {
         "SetStatOption"
     );
 }
+
+#[test]
+fn the_auth_function_may_read_exactly_the_directory_secrets_it_is_given() {
+    let t = template();
+    // Off by default: no sources, no secrets, no statement.
+    assert_eq!(
+        text(at(&t, &["Parameters", "DirectorySources", "Default"])),
+        ""
+    );
+    assert_eq!(
+        text(at(&t, &["Parameters", "DirectorySecretArns", "Type"])),
+        "CommaDelimitedList"
+    );
+    let auth = at(resource(&t, "AuthFunction"), &["Properties"]);
+    let (condition, value) =
+        if_then(at(auth, &["Environment", "Variables", "DIRECTORY_SOURCES"])).unwrap();
+    assert_eq!(condition, "HasDirectorySources");
+    assert_eq!(text(value), "DirectorySources");
+    let directory: Vec<&Yaml> = at(auth, &["Policies"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|p| at(p, &["Statement"]).as_sequence().unwrap())
+        .filter_map(if_then)
+        .filter(|(condition, _)| *condition == "HasDirectorySecrets")
+        .map(|(_, statement)| statement)
+        .collect();
+    assert_eq!(
+        directory.len(),
+        1,
+        "one statement for the directory secrets"
+    );
+    assert_eq!(text(at(directory[0], &["Effect"])), "Allow");
+    assert_eq!(
+        text(at(directory[0], &["Action"])),
+        "secretsmanager:GetSecretValue"
+    );
+    assert_eq!(text(at(directory[0], &["Resource"])), "DirectorySecretArns");
+}
