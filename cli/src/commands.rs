@@ -69,6 +69,24 @@ where
                         .map_err(refused)?;
                     eprintln!("user {name} is now disabled");
                 }
+                UserCommand::Source {
+                    name,
+                    source,
+                    clear: _,
+                } => {
+                    let source = source
+                        .as_deref()
+                        .map(ferry_core::domain::directory::SourceName::parse)
+                        .transpose()?;
+                    admin
+                        .set_identity_source(&parse_name(&name)?, source.as_ref())
+                        .await
+                        .map_err(refused)?;
+                    match source {
+                        Some(s) => eprintln!("user {name} is now verified by directory source {s}"),
+                        None => eprintln!("user {name} is now verified by ferry's own password"),
+                    }
+                }
                 UserCommand::Enable { name } => {
                     admin
                         .enable(&parse_name(&name)?, &b.policies, &RecordRules::default())

@@ -102,6 +102,16 @@ enum UserCommand {
     },
     /// Allow a disabled user to log in again (after the policy validator's checks)
     Enable { name: String },
+    /// Have a directory source (LDAP, Active Directory) verify a user's password and account,
+    /// the record still deciding the rest; --clear hands the user back to ferry's own password
+    Source {
+        name: String,
+        /// The source's name, as in the sources file (see docs/data-model.md)
+        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        source: Option<String>,
+        #[arg(long)]
+        clear: bool,
+    },
     /// Delete a user
     Rm {
         name: String,

@@ -709,19 +709,18 @@ fn ferry_login_shows_the_answer_for_a_directory_user() {
     }]});
     let file = work.join("sources.json");
     std::fs::write(&file, sources.to_string()).expect("sources file");
-    let login = |password: &str| {
-        let mut child = Command::new(
-            ferry_tests::runtime_api::workspace_binary("ferry").expect("the ferry binary"),
-        )
-        .arg("--local")
-        .arg(work.join("data"))
-        .args(["login", "alice", "--password-stdin", "--directory"])
-        .arg(&file)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("ferry runs");
+    let ferry = ferry_tests::runtime_api::workspace_binary("ferry").expect("the ferry binary");
+    let login = |user: &str, password: &str| {
+        let mut child = Command::new(&ferry)
+            .arg("--local")
+            .arg(work.join("data"))
+            .args(["login", user, "--password-stdin", "--directory"])
+            .arg(&file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ferry runs");
         if let Some(mut stdin) = child.stdin.take() {
             use std::io::Write;
             let _ = writeln!(stdin, "{password}");
@@ -733,9 +732,44 @@ fn ferry_login_shows_the_answer_for_a_directory_user() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let right = login(&env("FERRY_LDAP_USER_PASSWORD"));
-    let wrong = login("not-her-password");
+    let right = login("alice", &env("FERRY_LDAP_USER_PASSWORD"));
+    let wrong = login("alice", "not-her-password");
+    // tabitha gets a keys-only record of her own, then is handed to the source: her directory
+    // password opens her record's home, not the profile's.
+    let cli = |args: &[&str]| {
+        Command::new(&ferry)
+            .arg("--local")
+            .arg(work.join("data"))
+            .args(args)
+            .output()
+            .expect("ferry runs")
+            .status
+            .success()
+    };
+    let added = cli(&[
+        "user",
+        "add",
+        "tabitha",
+        "--home",
+        "table/tabitha",
+        "--no-password",
+    ]);
+    let own_before = login("tabitha", &env("FERRY_LDAP_USER_PASSWORD"));
+    let handed = cli(&["user", "source", "tabitha", "corp"]);
+    let own_after = login("tabitha", &env("FERRY_LDAP_USER_PASSWORD"));
+    let back = cli(&["user", "source", "tabitha", "--clear"]);
+    let own_again = login("tabitha", &env("FERRY_LDAP_USER_PASSWORD"));
     let _ = std::fs::remove_dir_all(&work);
+    assert!(added && handed && back);
+    assert_eq!(own_before.0, Some(1), "{own_before:?}");
+    assert!(own_before.2.contains("no_password_set"), "{own_before:?}");
+    assert_eq!(own_after.0, Some(0), "{own_after:?}");
+    let answer: Value = serde_json::from_str(&own_after.1).expect("the answer is JSON");
+    assert_eq!(
+        answer["HomeDirectory"], "/ferry-local/table/tabitha",
+        "{answer}"
+    );
+    assert_eq!(own_again.0, Some(1), "{own_again:?}");
     assert_eq!(right.0, Some(0), "{right:?}");
     let answer: Value = serde_json::from_str(&right.1).expect("the answer is JSON");
     assert_eq!(

@@ -230,6 +230,29 @@ impl<U: UserAdmin + UserStore, S: SaltSource> Admin<U, S> {
         Ok(())
     }
 
+    /// Makes a directory source verify the user (`Some`), or ferry's own hash again (`None`):
+    /// the record's `identitySource`. Everything else in the record stays, and keeps deciding.
+    pub async fn set_identity_source(
+        &self,
+        username: &Username,
+        source: Option<&crate::domain::directory::SourceName>,
+    ) -> Result<(), AdminError> {
+        let mut record = self.existing(username).await?;
+        let key = crate::domain::user::attr::IDENTITY_SOURCE.to_owned();
+        match source {
+            Some(name) => {
+                record
+                    .extra
+                    .insert(key, serde_json::Value::String(name.as_str().to_owned()));
+            }
+            None => {
+                record.extra.remove(&key);
+            }
+        }
+        self.write(record, true).await?;
+        Ok(())
+    }
+
     pub async fn remove(&self, username: &Username) -> Result<(), AdminError> {
         self.remove_with_legacy(username, &NoLegacy)
             .await

@@ -587,3 +587,33 @@ async fn an_import_notes_creation_and_password_dates() {
     let ben = a.users().record("ben").expect("ben");
     assert!(ben.password_changed_at.is_none() && just_now(ben.enabled_at));
 }
+
+#[tokio::test]
+async fn a_user_is_handed_to_a_directory_source_and_back_with_the_rest_of_the_record_kept() {
+    let a = admin(Defaults {
+        bucket: Some("ferry-local".into()),
+        policy_arn: Some(POLICY.into()),
+    });
+    let alice = name("alice");
+    let c = Changes {
+        home: Some("alice".into()),
+        ..Changes::default()
+    };
+    a.add(&alice, c, PasswordChange::Remove, false)
+        .await
+        .expect("added");
+    let corp = crate::domain::directory::SourceName::parse("corp").expect("a source name");
+    a.set_identity_source(&alice, Some(&corp))
+        .await
+        .expect("set");
+    let user = a.users().record("alice").expect("stored");
+    assert_eq!(user.identity_source(), Some("corp"));
+    assert_eq!(user.home_prefix, "alice");
+    a.set_identity_source(&alice, None).await.expect("cleared");
+    let user = a.users().record("alice").expect("stored");
+    assert_eq!(user.identity_source(), None);
+    assert!(matches!(
+        a.set_identity_source(&name("nobody"), Some(&corp)).await,
+        Err(AdminError::NoSuchUser(_))
+    ));
+}
