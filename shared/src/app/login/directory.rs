@@ -13,7 +13,9 @@
 //! Every directory failure (down, slow past the source's deadline, a certificate that does not
 //! verify, an unusable entry) is a denial like any other: the same `{}`, an audit reason
 //! (`directory_unavailable`), and, being nothing the caller did, no defender charge. The cause is
-//! logged, never the password.
+//! logged, never the password. Every refused directory password also pays the one Argon2 run any
+//! password denial pays (`Authenticator::paced`), so a directory user's wrong password is not
+//! answered sooner than a local user's.
 
 use std::time::Duration;
 

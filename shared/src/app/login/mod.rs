@@ -59,8 +59,8 @@ use crate::domain::source::is_private;
 use crate::domain::transfer::{AuthRequest, AuthResponse, Credential, Partial, read_event, render};
 use crate::domain::user::{Home, Status, UserRecord};
 use crate::ports::{
-    AuditSink, DirectorySource, FailureStore, LegacyUsers,
-    NoDefender, NoLegacy, PolicySource, SaltSource, StoreError, UserStore, error_chain,
+    AuditSink, DirectorySource, FailureStore, LegacyUsers, NoDefender, NoLegacy, PolicySource,
+    SaltSource, StoreError, UserStore, error_chain,
 };
 
 /// Why a login was refused. Logged, never shown to the caller.
@@ -586,13 +586,15 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             let user = self.users.get_user(&req.username).await;
             match &user {
                 Ok(Some(record)) if record.identity_source().is_some() => {
-                    return Box::pin(self.directory_password_login(req, password, record)).await;
+                    let decision =
+                        Box::pin(self.directory_password_login(req, password, record)).await;
+                    return self.paced(decision, password).await;
                 }
                 Ok(None) if self.directories.iter().any(|d| d.default_profile.is_some()) => {
                     if let Some(decision) =
                         Box::pin(self.unlisted_password_login(req, password)).await
                     {
-                        return decision;
+                        return self.paced(decision, password).await;
                     }
                 }
                 _ => {}
@@ -600,6 +602,20 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             read = Some(user);
         }
         self.local_password_login(req, password, read).await
+    }
+
+    /// A directory's password refusal pays the one Argon2 verification every password denial
+    /// pays (against the dummy hash), so a directory user's wrong password is not answered
+    /// sooner than a local one's or an unknown user's: the time does not tell whose user it was.
+    async fn paced(&self, decision: Decision, password: &Password) -> Decision {
+        if matches!(decision, Decision::Deny(_)) {
+            let peppered = pepper("", password);
+            let verifier = Arc::clone(&self.verifier);
+            let _ = self
+                .hash_blocking(move || verifier.verify(DUMMY_HASH, &peppered))
+                .await;
+        }
+        decision
     }
 
     /// A password login judged by ferry's own hash. `read` is the record when the caller has

@@ -157,6 +157,42 @@ async fn a_wrong_directory_password_is_refused() {
     assert_eq!(decision, Decision::Deny(DenyReason::WrongPassword));
 }
 
+/// Whether `req` can be judged while every hashing permit of `auth` is held (no Argon2 job can
+/// start); on tokio's paused clock the wait is given up as soon as nothing else can run.
+async fn judged_without_argon2(
+    auth: &Authenticator<&MemoryUsers, &MemoryKeyring, &MemoryPolicies>,
+    req: &AuthRequest,
+) -> bool {
+    let permits = u32::try_from(auth.hashing.available_permits()).unwrap();
+    let _held = Arc::clone(&auth.hashing)
+        .try_acquire_many_owned(permits)
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(3600), auth.authenticate(req))
+        .await
+        .is_ok()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_directory_password_pays_one_argon2_run_like_every_password_denial() {
+    let w = World::new();
+    w.directory.insert("alice", "right", mapped(&[]));
+    w.directory
+        .refuse("grace", "right", DirectoryRefusal::NotInGroup);
+    w.users
+        .insert(record("bob", json!({"identitySource": "corp"})));
+    w.directory.insert("bob", "right", mapped(&[]));
+    let auth = w.auth(true);
+    // Without a record (the default profile) and with one that names the source.
+    for (name, pw) in [("alice", "wrong"), ("grace", "right"), ("bob", "wrong")] {
+        assert!(
+            !judged_without_argon2(&auth, &password(name, pw)).await,
+            "{name}'s refusal was answered without an Argon2 run"
+        );
+    }
+    // A directory's yes needs no hash of ours.
+    assert!(judged_without_argon2(&auth, &password("alice", "right")).await);
+}
+
 #[tokio::test]
 async fn each_directory_refusal_has_its_own_reason() {
     let w = World::new();
