@@ -46,14 +46,14 @@ ferry_clients_install || status=$?
 if [ "$status" -eq 0 ]; then
     cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log_file" || status=$?
 fi
-# One closing line for the whole run, summed over every test binary.
-if [ -f "$log_file" ]; then
-    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-         END { printf "tests: %d passed, %d failed\n", p, f }' "$log_file"
-fi
 # A short run of every fuzz target (seconds each; the long run is `scripts/fuzz.sh` alone): any
 # crash fails the run, with its input kept in shared/fuzz/artifacts/.
 if [ "$status" -eq 0 ]; then
     scripts/fuzz.sh "${FERRY_FUZZ_SECONDS:-5}" || status=$?
+fi
+# One closing line for the whole run, summed over every test binary.
+if [ -f "$log_file" ]; then
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+         END { printf "tests: %d passed, %d failed\n", p, f }' "$log_file"
 fi
 exit "$status"
