@@ -25,9 +25,11 @@ use super::{
     Authenticator, Decision, DenyReason, account_denial, log_store_error, restriction_denial,
 };
 use crate::app::now_epoch;
+use crate::app::verdicts::judge_record;
 use crate::domain::defender::Flow;
 use crate::domain::directory::profile_record;
 use crate::domain::password::Password;
+use crate::domain::policy_checks::RecordRules;
 use crate::domain::transfer::AuthRequest;
 use crate::domain::user::UserRecord;
 use crate::ports::{
@@ -60,6 +62,28 @@ async fn within(
             what: "directory (past its deadline)",
             source: Box::new(elapsed),
         }),
+    }
+}
+
+/// A record built from a default profile is in no table, so the policy validator never sees it:
+/// its checks (role, home, and the policy the answer would carry: nothing outside the home) run
+/// here, on every such login. The profile and the directory's mapped attributes decide the
+/// record, so a policy ARN mapped from a directory attribute is checked too.
+async fn unvalidated<P: PolicySource>(
+    policies: &P,
+    source: &DirectorySource,
+    record: &UserRecord,
+) -> Option<DenyReason> {
+    match judge_record(record.to_json(), policies, &RecordRules::default()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(reason)) => {
+            warn!(source = %source.name, reason = %reason, "a default profile's record fails the policy validator's checks; the login is denied");
+            Some(DenyReason::Invalid)
+        }
+        Err(e) => {
+            log_store_error(&e, "policy unavailable");
+            Some(DenyReason::PolicyUnavailable)
+        }
     }
 }
 
@@ -131,6 +155,9 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             if let Some(denied) = restriction_denial(&record, req) {
                 return Some(Decision::Deny(denied));
             }
+            if let Some(denied) = unvalidated(&self.policies, source, &record).await {
+                return Some(Decision::Deny(denied));
+            }
             // No record to write `lastLoginAt` to: the answer alone.
             return Some(self.answer(&record, None).await);
         }
@@ -200,8 +227,12 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
                     return Decision::Deny(DenyReason::InvalidRecord);
                 }
             };
-            let denied = restriction_denial(&record, req)
-                .or_else(|| keys.is_empty().then_some(DenyReason::NoKeys));
+            let denied = match restriction_denial(&record, req)
+                .or_else(|| keys.is_empty().then_some(DenyReason::NoKeys))
+            {
+                Some(denied) => Some(denied),
+                None => unvalidated(&self.policies, source, &record).await,
+            };
             if let Some(denied) = denied {
                 self.pace_like_an_allow(Some(&record.policy_arn)).await;
                 return Decision::Deny(denied);

@@ -150,6 +150,35 @@ async fn a_directory_user_without_a_record_gets_the_default_profile() {
 }
 
 #[tokio::test]
+async fn a_default_profile_whose_policy_reaches_outside_the_home_admits_no_one() {
+    let w = World::new();
+    // The profile's policy lets a session read every object of the bucket: the policy validator
+    // would mark a record with it invalid, and a profile's record is judged the same way.
+    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::ferry-data"},{"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::ferry-data/*"}]}"#;
+    w.policies.insert(
+        DIRECTORY_POLICY_ARN,
+        PolicyDocument::from_json(everything).unwrap(),
+    );
+    w.directory.insert("alice", "right", mapped(&[KEY_A]));
+    let auth = w.auth(true);
+    assert_eq!(
+        auth.authenticate(&password("alice", "right")).await,
+        Decision::Deny(DenyReason::Invalid)
+    );
+    assert_eq!(
+        auth.authenticate(&key("alice")).await,
+        Decision::Deny(DenyReason::Invalid)
+    );
+    // With the policy fixed, the same user gets in.
+    w.policies.insert(
+        DIRECTORY_POLICY_ARN,
+        PolicyDocument::from_json(CANONICAL_SCOPE_DOWN).unwrap(),
+    );
+    let fixed = w.auth(true);
+    allowed(fixed.authenticate(&password("alice", "right")).await);
+}
+
+#[tokio::test]
 async fn a_wrong_directory_password_is_refused() {
     let w = World::new();
     w.directory.insert("alice", "right", mapped(&[]));
