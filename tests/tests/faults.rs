@@ -25,11 +25,8 @@ use aws_config::timeout::TimeoutConfig;
 use ferry_core::adapters::aws::dynamodb::DynamoUserStore;
 use ferry_core::adapters::aws::iam::IamPolicySource;
 use ferry_core::adapters::aws::s3::S3Objects;
-use ferry_core::adapters::aws::secretsmanager::{SecretsManagerRotation, SecretsManagerSaltSource};
+use ferry_core::adapters::aws::secretsmanager::SecretsManagerSaltSource;
 use ferry_core::app::login::{Authenticator, Settings};
-use ferry_core::app::rotation::{
-    Outcome, RotationError, RotationEvent, Step, WithLegacy, run_step,
-};
 use ferry_core::app::uploads::{UploadOutcome, process};
 use ferry_core::domain::upload_event::ObjectEvent;
 use ferry_core::domain::upload_rules::{SourceAction, UploadConfig};
@@ -41,6 +38,7 @@ use ferry_tests::fixture::{
     AwsAuthenticator, DEFAULT_ROLE, aws_config, create_policy, create_users_table, direct_event,
     unique,
 };
+use ferry_tests::rotation::{STEPS, step, usage};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -536,26 +534,6 @@ fn logins_in(all: &[Login], phase: u8) -> Vec<Login> {
 // ---------------------------------------------------------------------------------------------
 // moto frozen during each rotation step.
 
-const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
-
-type Usage = WithLegacy<DynamoUserStore, ferry_core::adapters::aws::dynamodb::DynamoLegacyUsers>;
-
-async fn step(
-    f: &Fixture,
-    usage: &Usage,
-    step: Step,
-    token: &str,
-) -> Result<Outcome, RotationError> {
-    let event = RotationEvent::parse(&json!({
-        "Step": step.as_str(),
-        "SecretId": f.secret_id,
-        "ClientRequestToken": token,
-        "RotationToken": "cross-account-token-never-read",
-    }))?;
-    let secret = SecretsManagerRotation::new(f.secrets.clone(), &event.secret_id);
-    run_step(&secret, usage, event.step, &event.token).await
-}
-
 /// Turns rotation on as RotateSecret does, with a token staged AWSPENDING (moto wants a Lambda
 /// to exist, a stub it never runs; see tests/tests/rotation.rs for moto's differences).
 async fn start_rotation(f: &Fixture) -> Result<String> {
@@ -609,10 +587,7 @@ async fn each_rotation_step_run_while_moto_is_frozen_fails_and_completes_when_re
 -> Result<()> {
     let moto = moto();
     let f = fixture_on(quick_sdk(&moto.url()).await, KEYRING).await?;
-    let usage = WithLegacy {
-        users: DynamoUserStore::new(f.ddb.clone(), &f.table),
-        legacy: ferry_core::adapters::aws::dynamodb::DynamoLegacyUsers::new(f.ddb.clone(), None),
-    };
+    let usage = usage(&f, None);
     // One user on the old salt, one on the current.
     f.put_user(
         "olga",

@@ -10,44 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Result;
 use ferry_core::adapters::aws::dynamodb::{DynamoLegacyUsers, DynamoUserStore};
-use ferry_core::adapters::aws::secretsmanager::SecretsManagerRotation;
 use ferry_core::app::login::migration::legacy_key;
-use ferry_core::app::rotation::{
-    Outcome, RotationError, RotationEvent, Step, WithLegacy, run_step,
-};
+use ferry_core::app::rotation::{Outcome, RotationError, Step, WithLegacy};
 use ferry_core::domain::keyring::Keyring;
 use ferry_core::domain::password::Password;
 use ferry_tests::Fixture;
 use ferry_tests::fixture::{AwsAuthenticator, create_legacy_table, direct_event, unique};
+use ferry_tests::rotation::{STEPS, Usage, step, usage};
 use serde_json::{Value, json};
-
-const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
-
-type Usage = WithLegacy<DynamoUserStore, DynamoLegacyUsers>;
-
-fn usage(f: &Fixture, legacy_table: Option<&str>) -> Usage {
-    WithLegacy {
-        users: DynamoUserStore::new(f.ddb.clone(), &f.table),
-        legacy: DynamoLegacyUsers::new(f.ddb.clone(), legacy_table.map(str::to_owned)),
-    }
-}
-
-/// One step, as the Lambda runs it: the event Secrets Manager would send, parsed, then run.
-async fn step(
-    f: &Fixture,
-    usage: &Usage,
-    step: Step,
-    token: &str,
-) -> Result<Outcome, RotationError> {
-    let event = RotationEvent::parse(&json!({
-        "Step": step.as_str(),
-        "SecretId": f.secret_id,
-        "ClientRequestToken": token,
-        "RotationToken": "cross-account-token-never-read",
-    }))?;
-    let secret = SecretsManagerRotation::new(f.secrets.clone(), &event.secret_id);
-    run_step(&secret, usage, event.step, &event.token).await
-}
 
 /// Turns rotation on as RotateSecret does, with `token` staged AWSPENDING. moto wants a Lambda
 /// to exist first (a stub: it never runs it) and, unlike AWS, stages a copy of the current

@@ -427,6 +427,22 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
         }
     }
 
+    /// `req` judged while every hashing permit is held, so that no Argon2 job can start: the
+    /// decision if the login needed none, `None` if it waited for one. Every Argon2 run goes
+    /// through those permits, and with the ports in memory a permit is the only thing a login
+    /// can wait for. Tests call it on tokio's paused clock, so the wait is given up as soon as
+    /// nothing else can run: nothing here measures time.
+    #[cfg(test)]
+    pub(crate) async fn judged_without_argon2(&self, req: &AuthRequest) -> Option<Decision> {
+        let permits = u32::try_from(self.hashing.available_permits()).ok()?;
+        let _held = Arc::clone(&self.hashing)
+            .try_acquire_many_owned(permits)
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(3600), self.authenticate(req))
+            .await
+            .ok()
+    }
+
     /// Decides one validated login.
     pub async fn authenticate(&self, req: &AuthRequest) -> Decision {
         if !self.defender.enabled() || self.defender_config.is_safe(req.source_ip) {

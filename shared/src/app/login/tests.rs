@@ -1925,19 +1925,9 @@ impl World {
     }
 }
 
-/// `req` judged while every hashing permit of `auth` is held, so that no Argon2 job can start:
-/// the decision if the login needed none, `None` if it waited for one. Every Argon2 run of the
-/// authenticator goes through those permits, and with the ports in memory a permit is the only
-/// thing a login can wait for. The tests that use this run on tokio's paused clock, so the wait is
-/// given up as soon as nothing else can run: nothing here measures time.
+/// `req` judged with no Argon2 run possible ([`Authenticator::judged_without_argon2`]).
 async fn without_argon2(auth: &Auth<'_>, req: &AuthRequest) -> Option<Decision> {
-    let permits = u32::try_from(auth.hashing.available_permits()).unwrap();
-    let _held = Arc::clone(&auth.hashing)
-        .try_acquire_many_owned(permits)
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(3600), auth.authenticate(req))
-        .await
-        .ok()
+    auth.judged_without_argon2(req).await
 }
 
 #[tokio::test(start_paused = true)]
