@@ -557,6 +557,19 @@ fn a_change_without_the_session_or_the_csrf_token_is_refused(up: Up) {
     );
     let (ok, _) = sftp(&up, "victim", Login::Password("victim-password-1"));
     assert!(!ok, "the accepted request disabled the user");
+    // A name that cannot be a username is the "no such user" page on every user route, and
+    // changes nothing.
+    let (status, _, page) = http(&url, "GET", "/users/a%2A(b", Some(&session), "");
+    assert_eq!(status, 404);
+    assert!(page.contains("That is not a username."), "{page}");
+    let (status, _, _) = http(
+        &url,
+        "POST",
+        "/users/x/status",
+        Some(&session),
+        &format!("to=enable&csrf={csrf}"),
+    );
+    assert_eq!(status, 404, "a two-letter name is no username");
     // The change is an audit event naming the operator.
     let audit = std::fs::read_to_string(up.data.join("audit.jsonl")).unwrap();
     assert!(

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use ferry_core::app::admin::{AdminError, Changes, KeyRef, PasswordChange};
 use ferry_core::app::verdicts::judge_record;
 use ferry_core::domain::dates;
@@ -322,15 +323,9 @@ pub(crate) async fn add_user(
 pub(crate) async fn user(
     State(c): State<Arc<Console>>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    UserInPath(username): UserInPath,
 ) -> Response {
-    match Username::parse(&name) {
-        Ok(u) => user_page(&c, &op, &u, Vec::new(), None).await,
-        Err(_) => html(
-            StatusCode::NOT_FOUND,
-            views::message("No such user", Some(&op), "That is not a username."),
-        ),
-    }
+    user_page(&c, &op, &username, Vec::new(), None).await
 }
 
 async fn user_page(
@@ -545,13 +540,25 @@ where
 }
 
 /// The username in a path, or the answer that says it is not one.
-fn parse_path(op: &Operator, name: &str) -> Result<Username, Box<Response>> {
-    Username::parse(name).map_err(|_| {
-        Box::new(html(
-            StatusCode::NOT_FOUND,
-            views::message("No such user", Some(op), "That is not a username."),
-        ))
-    })
+/// The username of a `/users/{name}/…` path, parsed before the handler runs: a name that
+/// cannot be a username is the "no such user" page, whatever the handler.
+pub(crate) struct UserInPath(Username);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserInPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Username::parse(&name).map(Self).map_err(|_| {
+            let op = parts.extensions.get::<Operator>();
+            html(
+                StatusCode::NOT_FOUND,
+                views::message("No such user", op, "That is not a username."),
+            )
+        })
+    }
 }
 
 /// Writes the audit event of a change, then shows the user with how it went.
@@ -574,13 +581,9 @@ async fn after(
 pub(crate) async fn edit_user(
     State(c): State<Arc<Console>>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    UserInPath(username): UserInPath,
     Form(f): Form<UserForm>,
 ) -> Response {
-    let username = match parse_path(&op, &name) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let changes = match changes_of(&f, true) {
         Ok(ch) => ch,
         Err(why) => return user_page(&c, &op, &username, vec![Flash::Error(why)], None).await,
@@ -605,13 +608,9 @@ pub(crate) struct StatusForm {
 pub(crate) async fn set_status(
     State(c): State<Arc<Console>>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    UserInPath(username): UserInPath,
     Form(f): Form<StatusForm>,
 ) -> Response {
-    let username = match parse_path(&op, &name) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     if f.to == "enable" {
         let result = with_backend!(&c.wired, b => b.admin().enable(&username, &b.policies, &RecordRules::default()).await);
         after(
@@ -639,12 +638,8 @@ pub(crate) async fn set_status(
 pub(crate) async fn reset_password(
     State(c): State<Arc<Console>>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    UserInPath(username): UserInPath,
 ) -> Response {
-    let username = match parse_path(&op, &name) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let generated = generate_password();
     let result = match Password::parse(generated.clone()) {
         Ok(p) => with_backend!(&c.wired, b => b.admin().set_password(&username, &p).await),
@@ -666,12 +661,8 @@ pub(crate) async fn reset_password(
 
 pub(crate) async fn confirm_delete(
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    UserInPath(username): UserInPath,
 ) -> Response {
-    let username = match parse_path(&op, &name) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let body = html! {
         form.card.narrow method="post" action={ "/users/" (username.as_str()) "/delete" } {
             (csrf(&op))
@@ -690,12 +681,8 @@ pub(crate) async fn confirm_delete(
 pub(crate) async fn delete_user(
     State(c): State<Arc<Console>>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    UserInPath(username): UserInPath,
 ) -> Response {
-    let username = match parse_path(&op, &name) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let result = with_backend!(&c.wired, b => b.admin().remove(&username).await);
     let outcome = result.as_ref().map_or_else(refusal, |()| "ok".to_owned());
     c.audit(&op.name, "user.delete", username.as_str(), &outcome)
@@ -721,13 +708,9 @@ pub(crate) struct KeysForm {
 pub(crate) async fn add_keys(
     State(c): State<Arc<Console>>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    UserInPath(username): UserInPath,
     Form(f): Form<KeysForm>,
 ) -> Response {
-    let username = match parse_path(&op, &name) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let parsed = keys_of(&f.keys).and_then(|k| {
         let expires = match opt(&f.expires) {
             Some(d) => Some(dates::parse_date(&d).map_err(|e| format!("expiry: {e}"))?),
@@ -756,13 +739,9 @@ pub(crate) struct RemoveKeyForm {
 pub(crate) async fn remove_key(
     State(c): State<Arc<Console>>,
     Extension(op): Extension<Operator>,
-    Path(name): Path<String>,
+    UserInPath(username): UserInPath,
     Form(f): Form<RemoveKeyForm>,
 ) -> Response {
-    let username = match parse_path(&op, &name) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let result = with_backend!(&c.wired, b => b.admin().remove_key(&username, &KeyRef::Number(f.number)).await);
     after(
         &c,
