@@ -66,7 +66,13 @@ async fn a_folder_of_several_s3_answers_is_listed_a_page_at_a_time_in_key_order(
     for chunk in keys.chunks(32) {
         let mut puts = tokio::task::JoinSet::new();
         for key in chunk {
-            puts.spawn(s3.put_object().bucket(&b).key(key).body(Vec::new().into()).send());
+            puts.spawn(
+                s3.put_object()
+                    .bucket(&b)
+                    .key(key)
+                    .body(Vec::new().into())
+                    .send(),
+            );
         }
         while let Some(done) = puts.join_next().await {
             done.unwrap().unwrap();
@@ -82,8 +88,15 @@ async fn a_folder_of_several_s3_answers_is_listed_a_page_at_a_time_in_key_order(
         assert!(page.len() <= 100, "a page of {}", page.len());
         names.extend(page.into_iter().map(|e| (e.name, e.kind == Kind::Dir)));
     }
-    assert_eq!(names.len(), 2_302, "every file and both subfolders, not the marker");
-    assert!(names.windows(2).all(|w| w[0].0 < w[1].0), "in key order, none twice");
+    assert_eq!(
+        names.len(),
+        2_302,
+        "every file and both subfolders, not the marker"
+    );
+    assert!(
+        names.windows(2).all(|w| w[0].0 < w[1].0),
+        "in key order, none twice"
+    );
     assert!(names.contains(&("m-sub".to_owned(), true)));
     assert!(names.contains(&("sub".to_owned(), true)));
     assert!(names.contains(&("f2299".to_owned(), false)));

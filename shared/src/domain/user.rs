@@ -502,7 +502,9 @@ impl UserRecord {
     /// Whether `ip` may log in (an empty list allows every address).
     /// The directory source that verifies this user, when the record names one.
     pub fn identity_source(&self) -> Option<&str> {
-        self.extra.get(attr::IDENTITY_SOURCE).and_then(Value::as_str)
+        self.extra
+            .get(attr::IDENTITY_SOURCE)
+            .and_then(Value::as_str)
     }
 
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {

@@ -17,9 +17,7 @@ use tracing::{instrument, warn};
 
 use crate::ports::StoreError;
 use crate::ports::{BodyStream, CopyRequest, CopyResult, Head, UploadStore};
-use crate::ports::{
-    Entry, Kind, ObjectError, ObjectLister, ObjectMeta, ObjectReader, ObjectStore,
-};
+use crate::ports::{Entry, Kind, ObjectError, ObjectLister, ObjectMeta, ObjectReader, ObjectStore};
 
 /// Uploads above this go multipart (PutObject alone stops at 5 GiB).
 const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;

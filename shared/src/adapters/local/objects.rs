@@ -5,9 +5,7 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::ports::{
-    Entry, Kind, ObjectError, ObjectLister, ObjectMeta, ObjectReader, ObjectStore,
-};
+use crate::ports::{Entry, Kind, ObjectError, ObjectLister, ObjectMeta, ObjectReader, ObjectStore};
 
 /// Buckets as directories: `<root>/<bucket>/<key>`. Folders are real directories, so an empty
 /// folder exists without a marker; uploads are renamed into place, which is atomic.
