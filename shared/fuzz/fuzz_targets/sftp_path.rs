@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(full.starts_with('/'), "{full:?} is not absolute");
     assert!(
-        full == "/" || full[1..].split('/').all(|s| !s.is_empty() && s != "." && s != ".."),
+        full == "/"
+            || full[1..]
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".."),
         "{full:?} is not normal"
     );
     // The chroot of `ferry user add --chroot`: `/` is the home.

@@ -57,7 +57,12 @@ fuzz_target!(|data: &[u8]| {
     );
     let rules = RecordRules::default();
     let outcome = runtime().block_on(process_batch(
-        &event, &policies, &Writer, &NoAlerts, &rules, 1_700_000_000,
+        &event,
+        &policies,
+        &Writer,
+        &NoAlerts,
+        &rules,
+        1_700_000_000,
     ));
     if let Ok((response, outcomes)) = outcome {
         assert!(response.get("batchItemFailures").is_some());

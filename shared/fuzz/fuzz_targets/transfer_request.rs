@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             let again = ferry_core::domain::username::Username::parse(request.username.as_str());
             assert_eq!(again.as_ref().ok(), Some(&request.username));
             if let Credential::Password(p) = &request.credential {
-                assert!(!p.expose().is_empty(), "an empty password is refused when read");
+                assert!(
+                    !p.expose().is_empty(),
+                    "an empty password is refused when read"
+                );
             }
         }
         Err((error, _partial)) => {

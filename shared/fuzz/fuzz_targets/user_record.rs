@@ -15,5 +15,8 @@ fuzz_target!(|data: &[u8]| {
     let again = UserRecord::from_json(user.to_json()).expect("a rendered record reads back");
     assert!(again == user, "to_json then from_json changed the record");
     let stored = UserRecord::from_stored(user.to_stored()).expect("a stored record reads back");
-    assert!(stored == user, "to_stored then from_stored changed the record");
+    assert!(
+        stored == user,
+        "to_stored then from_stored changed the record"
+    );
 });
