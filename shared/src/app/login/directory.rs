@@ -22,14 +22,14 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::{
-    Authenticator, Decision, DenyReason, account_denial, log_store_error, restriction_denial,
+    Authenticator, Decision, DenyReason, Lookup, account_denial, denial_for, log_store_error,
+    restriction_denial,
 };
 use crate::app::now_epoch;
-use crate::app::verdicts::judge_record;
 use crate::domain::defender::Flow;
 use crate::domain::directory::profile_record;
 use crate::domain::password::Password;
-use crate::domain::policy_checks::RecordRules;
+use crate::domain::policy_checks::{RecordRules, check_user};
 use crate::domain::transfer::AuthRequest;
 use crate::domain::user::UserRecord;
 use crate::ports::{
@@ -65,28 +65,6 @@ async fn within(
     }
 }
 
-/// A record built from a default profile is in no table, so the policy validator never sees it:
-/// its checks (role, home, and the policy the answer would carry: nothing outside the home) run
-/// here, on every such login. The profile and the directory's mapped attributes decide the
-/// record, so a policy ARN mapped from a directory attribute is checked too.
-async fn unvalidated<P: PolicySource>(
-    policies: &P,
-    source: &DirectorySource,
-    record: &UserRecord,
-) -> Option<DenyReason> {
-    match judge_record(record.to_json(), policies, &RecordRules::default()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(reason)) => {
-            warn!(source = %source.name, reason = %reason, "a default profile's record fails the policy validator's checks; the login is denied");
-            Some(DenyReason::Invalid)
-        }
-        Err(e) => {
-            log_store_error(&e, "policy unavailable");
-            Some(DenyReason::PolicyUnavailable)
-        }
-    }
-}
-
 fn unavailable(source: &DirectorySource, e: &StoreError) -> Decision {
     warn!(source = %source.name, "directory source failed; the login is denied");
     log_store_error(e, "directory unavailable");
@@ -96,6 +74,32 @@ fn unavailable(source: &DirectorySource, e: &StoreError) -> Decision {
 impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureStore>
     Authenticator<U, S, P, L, D>
 {
+    /// A record built from a default profile is in no table, so the policy validator never sees
+    /// it: its checks (role, home, and the policy the answer would carry: nothing outside the
+    /// home) run here, on every such login, with the policy from the warm cache the answer uses
+    /// too. The profile and the directory's mapped attributes make the record, so a policy ARN
+    /// mapped from a directory attribute is checked as well.
+    async fn unvalidated(
+        &self,
+        source: &DirectorySource,
+        record: &UserRecord,
+    ) -> Option<DenyReason> {
+        let doc = match self.policy(&record.policy_arn).await {
+            Ok(doc) => doc,
+            Err(e) => {
+                log_store_error(&e, "policy unavailable");
+                return Some(denial_for(&e, Lookup::Policy));
+            }
+        };
+        match check_user(record, &doc, &RecordRules::default()) {
+            Ok(()) => None,
+            Err(reason) => {
+                warn!(source = %source.name, reason = %reason, "a default profile's record fails the policy validator's checks; the login is denied");
+                Some(DenyReason::Invalid)
+            }
+        }
+    }
+
     fn source_named(&self, name: &str) -> Option<&DirectorySource> {
         self.directories.iter().find(|d| d.name.as_str() == name)
     }
@@ -155,7 +159,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
             if let Some(denied) = restriction_denial(&record, req) {
                 return Some(Decision::Deny(denied));
             }
-            if let Some(denied) = unvalidated(&self.policies, source, &record).await {
+            if let Some(denied) = self.unvalidated(source, &record).await {
                 return Some(Decision::Deny(denied));
             }
             // No record to write `lastLoginAt` to: the answer alone.
@@ -231,7 +235,7 @@ impl<U: UserStore, S: SaltSource, P: PolicySource, L: LegacyUsers, D: FailureSto
                 .or_else(|| keys.is_empty().then_some(DenyReason::NoKeys))
             {
                 Some(denied) => Some(denied),
-                None => unvalidated(&self.policies, source, &record).await,
+                None => self.unvalidated(source, &record).await,
             };
             if let Some(denied) = denied {
                 self.pace_like_an_allow(Some(&record.policy_arn)).await;

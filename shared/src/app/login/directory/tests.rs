@@ -175,7 +175,12 @@ async fn a_default_profile_whose_policy_reaches_outside_the_home_admits_no_one()
         PolicyDocument::from_json(CANONICAL_SCOPE_DOWN).unwrap(),
     );
     let fixed = w.auth(true);
+    let before = w.policies.loads();
     allowed(fixed.authenticate(&password("alice", "right")).await);
+    allowed(fixed.authenticate(&key("alice")).await);
+    // The check reads the policy from the same warm cache as the answer: one read in all, not
+    // one per login (on AWS a read is two IAM calls).
+    assert_eq!(w.policies.loads() - before, 1);
 }
 
 #[tokio::test]
