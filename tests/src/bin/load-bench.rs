@@ -60,6 +60,16 @@ fn print(store: &str, plan: &Plan, r: &Report) {
         mib(peak),
         r.rss.len()
     );
+    // The curve, to tell growth that levels off from growth that goes on.
+    let curve: Vec<String> = [0.1, 0.25, 0.5, 0.75]
+        .iter()
+        .filter_map(|f| {
+            r.rss_at(*f)
+                .map(|kib| format!("{:.0} %: {:.1}", f * 100.0, mib(kib)))
+        })
+        .chain(std::iter::once(format!("end: {:.1}", mib(end))))
+        .collect();
+    println!("  ferry up VmRSS over the run (MiB): {}", curve.join(", "));
     println!(
         "  logins under load (one task, log in then disconnect, in a loop): {} in {:.0} s = {:.1}/s (refused {}, errors {})",
         r.logins,
