@@ -401,17 +401,7 @@ impl UserAdmin for LocalStore {
             })?;
             rows.collect()
         })?;
-        let next = (rows.len() as i64 == PAGE)
-            .then(|| rows.last().map(|(u, _)| u.clone()))
-            .flatten();
-        let users = rows
-            .into_iter()
-            .map(|(_, t)| {
-                serde_json::from_str(&t)
-                    .map_err(|e| StoreError::Malformed(format!("stored record is not JSON: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(UserPage { users, next })
+        user_page(rows, PAGE)
     }
 
     async fn find_users(
@@ -444,17 +434,7 @@ impl UserAdmin for LocalStore {
                 stmt.query_map(params![low, upper, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })?;
-        let next = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|(u, _)| u.clone()))
-            .flatten();
-        let users = rows
-            .into_iter()
-            .map(|(_, t)| {
-                serde_json::from_str(&t)
-                    .map_err(|e| StoreError::Malformed(format!("stored record is not JSON: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(UserPage { users, next })
+        user_page(rows, limit)
     }
 }
 
@@ -623,6 +603,22 @@ impl PolicySource for LocalStore {
         };
         PolicyDocument::from_json(&text).map_err(|e| StoreError::Malformed(e.to_string()))
     }
+}
+
+/// A page of `(username, record JSON)` rows: the records, and the name to go on from when the
+/// page came back full (`limit` rows).
+fn user_page(rows: Vec<(String, String)>, limit: i64) -> Result<UserPage, StoreError> {
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|(u, _)| u.clone()))
+        .flatten();
+    let users = rows
+        .into_iter()
+        .map(|(_, t)| {
+            serde_json::from_str(&t)
+                .map_err(|e| StoreError::Malformed(format!("stored record is not JSON: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(UserPage { users, next })
 }
 
 #[cfg(test)]
