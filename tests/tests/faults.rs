@@ -38,7 +38,7 @@ use ferry_tests::fixture::{
     AwsAuthenticator, DEFAULT_ROLE, aws_config, create_policy, create_users_table, direct_event,
     unique,
 };
-use ferry_tests::rotation::{STEPS, step, usage};
+use ferry_tests::rotation::{STEPS, start_rotation, step, usage};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -533,54 +533,6 @@ fn logins_in(all: &[Login], phase: u8) -> Vec<Login> {
 
 // ---------------------------------------------------------------------------------------------
 // moto frozen during each rotation step.
-
-/// Turns rotation on as RotateSecret does, with a token staged AWSPENDING (moto wants a Lambda
-/// to exist, a stub it never runs; see tests/tests/rotation.rs for moto's differences).
-async fn start_rotation(f: &Fixture) -> Result<String> {
-    let lambda = aws_sdk_lambda::Client::new(&f.sdk);
-    let role = f
-        .iam
-        .create_role()
-        .role_name(unique("rotator-role"))
-        .assume_role_policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-        )
-        .send()
-        .await?;
-    let mut zip = b"PK\x05\x06".to_vec();
-    zip.extend_from_slice(&[0u8; 18]);
-    let function = lambda
-        .create_function()
-        .function_name(unique("rotator"))
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(role.role().map(|r| r.arn()).unwrap_or_default())
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
-        .send()
-        .await?;
-    let token: String = format!("{:0<40}", unique("token").replace('-', "x"))
-        .chars()
-        .take(64)
-        .collect();
-    f.secrets
-        .rotate_secret()
-        .secret_id(&f.secret_id)
-        .rotation_lambda_arn(function.function_arn().unwrap_or_default())
-        .rotation_rules(
-            aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                .automatically_after_days(30)
-                .build(),
-        )
-        .rotate_immediately(false)
-        .client_request_token(&token)
-        .send()
-        .await?;
-    Ok(token)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_rotation_step_run_while_moto_is_frozen_fails_and_completes_when_rerun_with_no_user_locked_out()
