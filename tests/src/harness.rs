@@ -56,6 +56,26 @@ impl Drop for Up {
 }
 
 impl Up {
+    /// `sftp -b` with `commands` as `user` against this server, ready to run.
+    pub fn sftp_command(
+        &self,
+        user: &str,
+        login: crate::openssh::Login<'_>,
+        commands: &str,
+    ) -> std::process::Command {
+        crate::openssh::sftp_command(self.port, &self.work, user, login, commands)
+    }
+
+    /// Runs `sftp -b` with `commands` as `user`; whether it succeeded, and what it printed.
+    pub fn sftp(
+        &self,
+        user: &str,
+        login: crate::openssh::Login<'_>,
+        commands: &str,
+    ) -> (bool, String) {
+        crate::openssh::sftp(self.port, &self.work, user, login, commands)
+    }
+
     pub fn start(store: Store) -> Up {
         Self::start_with(store, &[])
     }

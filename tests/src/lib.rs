@@ -5,6 +5,7 @@
 pub mod fixture;
 pub mod harness;
 pub mod load;
+pub mod openssh;
 pub mod rotation;
 pub mod runtime_api;
 pub mod soak;

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use ferry_tests::fixture::unique;
 use ferry_tests::harness::{Store, Up};
+use ferry_tests::openssh::Login;
 use serde_json::{Value, json};
 
 fn start(store: Store) -> Up {
@@ -87,77 +87,9 @@ impl Browser {
     }
 }
 
-enum Login<'a> {
-    Password(&'a str),
-    Key(&'a Path),
-}
-
 /// OpenSSH's `sftp -b` with `pwd` as `user`; whether it logged in, and what it printed.
 fn sftp(up: &Up, user: &str, login: Login<'_>) -> (bool, String) {
-    sftp_batch(up, user, login, "pwd\n")
-}
-
-/// OpenSSH's `sftp -b` with `commands` as `user`.
-fn sftp_batch(up: &Up, user: &str, login: Login<'_>, commands: &str) -> (bool, String) {
-    let batch = up.work.join(unique("batch"));
-    std::fs::write(&batch, commands).unwrap();
-    let mut cmd = Command::new("sftp");
-    cmd.args(["-P", &up.port.to_string()]).args([
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "NumberOfPasswordPrompts=1",
-    ]);
-    match login {
-        Login::Password(pw) => {
-            let askpass = up.work.join(unique("askpass"));
-            std::fs::write(
-                &askpass,
-                format!(
-                    "#!/bin/sh\nprintf '%s\\n' '{}'\n",
-                    pw.replace('\'', "'\\''")
-                ),
-            )
-            .unwrap();
-            std::fs::set_permissions(
-                &askpass,
-                std::os::unix::fs::PermissionsExt::from_mode(0o700),
-            )
-            .unwrap();
-            cmd.env("SSH_ASKPASS", &askpass)
-                .env("SSH_ASKPASS_REQUIRE", "force")
-                .env("DISPLAY", ":0")
-                .args([
-                    "-o",
-                    "BatchMode=no",
-                    "-o",
-                    "PreferredAuthentications=password",
-                ])
-                .args(["-o", "PubkeyAuthentication=no"]);
-        }
-        Login::Key(key) => {
-            cmd.args(["-i", key.to_str().unwrap(), "-o", "IdentitiesOnly=yes"])
-                .args(["-o", "PreferredAuthentications=publickey"]);
-        }
-    }
-    let out = cmd
-        .args(["-b", batch.to_str().unwrap()])
-        .arg(format!("{user}@127.0.0.1"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    up.sftp(user, login, "pwd\n")
 }
 
 /// The console's address and sign-in token, as `ferry up` printed them.
@@ -258,8 +190,7 @@ fn an_operator_adds_edits_disables_and_keys_a_user_in_the_browser_and_sftp_obeys
     std::fs::write(&report, "id,amount\n1,100\n").unwrap();
     let empty = up.work.join("empty.txt");
     std::fs::write(&empty, "").unwrap();
-    let (ok, out) = sftp_batch(
-        &up,
+    let (ok, out) = up.sftp(
         "webuser",
         Login::Key(&key),
         &format!(

@@ -9,6 +9,7 @@
 //! Fails loudly, never skips, when slapd was not started.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use ferry_core::domain::user::UserRecord;
 use ferry_core::domain::username::Username;
 use ferry_core::ports::{DirectoryAnswer, DirectoryRefusal, DirectorySource, IdentitySource};
 use ferry_core::testing::{MemoryKeyring, MemoryPolicies, MemoryUsers};
+use ferry_tests::openssh::{Login, sftp};
 use serde_json::{Value, json};
 
 const PROFILE_POLICY: &str = "arn:aws:iam::123456789012:policy/directory-users";
@@ -498,81 +500,6 @@ async fn the_service_connection_is_kept_across_logins_and_made_again_once_closed
     assert_eq!(dir.connections_opened(), 5);
 }
 
-/// OpenSSH's `sftp -b` as `user` against `port`: with a key file, or a password given through
-/// an askpass script in `work`. Whether it succeeded, and what it printed.
-fn sftp(
-    port: u16,
-    work: &std::path::Path,
-    user: &str,
-    key: Option<&str>,
-    password: Option<&str>,
-    commands: &str,
-) -> (bool, String) {
-    let batch = work.join(format!("batch-{user}-{}", commands.len()));
-    std::fs::write(&batch, commands).expect("batch file");
-    let mut cmd = Command::new("sftp");
-    cmd.args(["-P", &port.to_string()]).args([
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        "NumberOfPasswordPrompts=1",
-    ]);
-    if let Some(key) = key {
-        cmd.args([
-            "-i",
-            key,
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "PreferredAuthentications=publickey",
-        ]);
-    }
-    if let Some(password) = password {
-        let askpass = work.join(format!("askpass-{user}"));
-        std::fs::write(
-            &askpass,
-            format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n"),
-        )
-        .expect("askpass");
-        std::fs::set_permissions(
-            &askpass,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .expect("chmod");
-        cmd.env("SSH_ASKPASS", &askpass)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("DISPLAY", ":0")
-            .args([
-                "-o",
-                "BatchMode=no",
-                "-o",
-                "PreferredAuthentications=password",
-                "-o",
-                "PubkeyAuthentication=no",
-            ]);
-    }
-    let out = cmd
-        .args(["-b", batch.to_str().expect("utf-8 path")])
-        .arg(format!("{user}@127.0.0.1"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("sftp runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn directory_users_log_in_over_sftp_through_ferry_up() {
     let work = std::env::temp_dir().join(ferry_tests::fixture::unique("ferry-directory-up"));
@@ -612,23 +539,22 @@ fn directory_users_log_in_over_sftp_through_ferry_up() {
     std::fs::write(&body, "from the directory\n").expect("a file");
     let key = env("FERRY_LDAP_USER_KEY");
     let put = format!("put {} hello.txt\n", body.display());
-    let (ok, said) = sftp(port, &work, "alice", Some(&key), None, &put);
+    let (ok, said) = sftp(port, &work, "alice", Login::Key(Path::new(&key)), &put);
     let landed = data.join("objects/ferry-local/corp/alice/hello.txt");
     let stored = std::fs::read_to_string(&landed).unwrap_or_default();
     // carol: by password, through the nested group; then a wrong one, and bob outside it.
     let password = env("FERRY_LDAP_USER_PASSWORD");
-    let carol = sftp(port, &work, "carol", None, Some(&password), "pwd\n");
+    let carol = sftp(port, &work, "carol", Login::Password(&password), "pwd\n");
     let wrong = sftp(
         port,
         &work,
         "carol",
-        None,
-        Some("not-the-password"),
+        Login::Password("not-the-password"),
         "pwd\n",
     );
-    let bob = sftp(port, &work, "bob", None, Some(&password), "pwd\n");
+    let bob = sftp(port, &work, "bob", Login::Password(&password), "pwd\n");
     // dave's key is in the directory too, but his account is disabled.
-    let dave = sftp(port, &work, "dave", Some(&key), None, "pwd\n");
+    let dave = sftp(port, &work, "dave", Login::Key(Path::new(&key)), "pwd\n");
     let _ = started.child.kill();
     let _ = started.child.wait();
     let _ = std::fs::remove_dir_all(&work);

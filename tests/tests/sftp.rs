@@ -5,101 +5,14 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry_tests::fixture::unique;
 use ferry_tests::harness::{Store, Up, random_file};
-
-enum Login<'a> {
-    Password(&'a str),
-    Key(&'a Path),
-}
+use ferry_tests::openssh::Login;
 
 fn start(store: Store) -> Up {
     Up::start(store)
-}
-
-/// OpenSSH's `sftp` against a started `ferry up`.
-trait OpenSsh {
-    fn sftp_command(&self, user: &str, login: Login<'_>, commands: &str) -> Command;
-    fn sftp(&self, user: &str, login: Login<'_>, commands: &str) -> (bool, String);
-}
-
-impl OpenSsh for Up {
-    /// `sftp -b` with `commands` as `user`, ready to run.
-    fn sftp_command(&self, user: &str, login: Login<'_>, commands: &str) -> Command {
-        let batch = self.work.join(unique("batch"));
-        std::fs::write(&batch, commands).unwrap();
-        let mut cmd = Command::new("sftp");
-        // Options go before -b: sftp adds BatchMode=yes for -b, and ssh keeps an option's
-        // first value.
-        cmd.args(["-P", &self.port.to_string()])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-            ])
-            .args(["-o", "ConnectTimeout=10", "-o", "NumberOfPasswordPrompts=1"]);
-        match login {
-            Login::Password(pw) => {
-                let askpass = self.work.join(unique("askpass"));
-                std::fs::write(
-                    &askpass,
-                    format!(
-                        "#!/bin/sh\nprintf '%s\\n' '{}'\n",
-                        pw.replace('\'', "'\\''")
-                    ),
-                )
-                .unwrap();
-                std::fs::set_permissions(
-                    &askpass,
-                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
-                )
-                .unwrap();
-                cmd.env("SSH_ASKPASS", &askpass)
-                    .env("SSH_ASKPASS_REQUIRE", "force")
-                    .env("DISPLAY", ":0")
-                    .args([
-                        "-o",
-                        "BatchMode=no",
-                        "-o",
-                        "PreferredAuthentications=password",
-                        "-o",
-                        "PubkeyAuthentication=no",
-                    ]);
-            }
-            Login::Key(key) => {
-                cmd.args([
-                    "-i",
-                    key.to_str().unwrap(),
-                    "-o",
-                    "IdentitiesOnly=yes",
-                    "-o",
-                    "PreferredAuthentications=publickey",
-                ]);
-            }
-        }
-        cmd.args(["-b", batch.to_str().unwrap()])
-            .arg(format!("{user}@127.0.0.1"))
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs `sftp -b` with `commands`; returns (success, everything it printed).
-    fn sftp(&self, user: &str, login: Login<'_>, commands: &str) -> (bool, String) {
-        let out = self.sftp_command(user, login, commands).output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
 }
 
 fn the_demo_user_logs_in_and_a_wrong_password_is_refused(up: Up) {
