@@ -396,6 +396,13 @@ fn status_with_host(url: &str, host: &str) -> u16 {
     answer.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// `token` with its first character changed, so it is certainly wrong (writing `0` over it was
+/// the same token one time in sixteen).
+fn wrong_token(token: &str) -> String {
+    let first = if token.starts_with('0') { '1' } else { '0' };
+    format!("{first}{}", &token[1..])
+}
+
 /// Signs in over plain HTTP; the session id and the page's CSRF token.
 fn sign_in(url: &str, token: &str) -> (String, String) {
     let (status, head, _) = http(
@@ -468,7 +475,7 @@ fn a_change_without_the_session_or_the_csrf_token_is_refused(up: Up) {
         "POST",
         "/users/victim/status",
         Some(&session),
-        &format!("{disable}&csrf=0{}", &csrf[1..]),
+        &format!("{disable}&csrf={}", wrong_token(&csrf)),
     );
     assert_eq!(status, 403, "a wrong CSRF token, no change");
     let (ok, out) = sftp(&up, "victim", Login::Password("victim-password-1"));
